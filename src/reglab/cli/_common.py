@@ -1,0 +1,72 @@
+"""Pieces shared by the subcommands: the console, error handling and options."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import typer
+from rich.console import Console
+
+from reglab.errors import ConfigError, ReglabError
+
+console = Console()
+error_console = Console(stderr=True)
+
+
+def abort(message: str, code: int = 2) -> None:
+    """Print ``message`` as an error and exit with ``code``."""
+    error_console.print(f"[bold red]Error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+Command = TypeVar("Command", bound=Callable[..., Any])
+
+
+def handle_errors(command: Command) -> Command:
+    """Wrap a subcommand so that errors a user can fix print one message and exit with status 2."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except ReglabError as error:
+            abort(str(error))
+
+    return wrapper  # type: ignore[return-value]
+
+
+def prepare_output_folder(out: Path) -> Path:
+    """Create the output folder and check that reglab can write to it."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".reglab-write-check"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as error:
+        raise ConfigError(
+            f"cannot write to the output folder '{out}': {error.strerror or error}. "
+            "Choose a writable folder with --out."
+        ) from None
+    return out
+
+
+def parse_csv_list(text: str) -> list[str]:
+    return [item.strip() for item in text.split(",") if item.strip()]
+
+
+DatasetOption = typer.Option(
+    "mnist-5k", "--dataset", "-d", help="Data set: mnist-5k, digits, fashion-mnist, mnist, moons, circles, csv:PATH, npz:PATH."
+)
+ModelOption = typer.Option(
+    "mlp:512,512", "--model", "-m", help="Model spec: 'softmax' or 'mlp:W1,W2,...' (hidden-layer widths)."
+)
+DataDirOption = typer.Option(
+    None, "--data-dir", help="Folder with the IDX files of fashion-mnist or mnist (also read from $REGLAB_DATA)."
+)
+DownloadOption = typer.Option(False, "--download", help="Download fashion-mnist or mnist with torchvision if not found.")
+DeviceOption = typer.Option("cpu", "--device", help="Torch device to train on, e.g. cpu or cuda.")
+OutOption = typer.Option(Path("reglab-runs"), "--out", "-o", help="Output folder for reports and the run database.")
+QuietOption = typer.Option(False, "--quiet", "-q", help="Print only the final results, no progress bars.")

@@ -1,0 +1,91 @@
+"""``reglab train``: one run, with its per-epoch history and sealed test metrics."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.table import Table
+
+from reglab.cli._common import (
+    DataDirOption,
+    DatasetOption,
+    DeviceOption,
+    DownloadOption,
+    ModelOption,
+    OutOption,
+    QuietOption,
+    console,
+    prepare_output_folder,
+)
+
+
+def train(
+    dataset: str = DatasetOption,
+    model: str = ModelOption,
+    strategy: str = typer.Option(
+        "baseline", "--strategy", "-s", help="One built-in strategy, as listed by 'reglab compare --help'."
+    ),
+    seed: int = typer.Option(0, "--seed", min=0, help="Seed of the split, initialization, batch order and masks."),
+    epochs: int = typer.Option(30, "--epochs", min=1, help="Maximum number of epochs."),
+    lr: float = typer.Option(0.05, "--lr", help="Learning rate of SGD (momentum 0.9)."),
+    batch_size: int = typer.Option(128, "--batch-size", min=1, help="Minibatch size."),
+    out: Path = OutOption,
+    device: str = DeviceOption,
+    data_dir: Optional[Path] = DataDirOption,
+    download: bool = DownloadOption,
+    quiet: bool = QuietOption,
+) -> None:
+    """Train one model with one strategy, print its history and evaluate the test set once."""
+    from reglab.data import load_dataset, make_split
+    from reglab.study.store import RunStore
+    from reglab.study.strategies import resolve_strategies
+    from reglab.training.config import RunConfig, validate
+    from reglab.training.fit import fit
+
+    regularization = resolve_strategies([strategy])[strategy]
+    config = validate(
+        RunConfig,
+        {
+            "dataset": dataset,
+            "model": model,
+            "strategy": strategy,
+            "regularization": regularization.model_dump(),
+            "optimizer": {"lr": lr},
+            "batch_size": batch_size,
+            "epochs": epochs,
+            "seed": seed,
+        },
+    )
+    out = prepare_output_folder(out)
+    data = load_dataset(dataset, data_dir=str(data_dir) if data_dir else None, download=download)
+    split = make_split(data, seed=seed, val_fraction=config.val_fraction, test_fraction=config.test_fraction)
+
+    def show_epoch(epoch: int, row: dict[str, float]) -> None:
+        if not quiet:
+            console.print(
+                f"epoch {epoch:3d}  train_loss {row['train_loss']:.4f}  train_acc {row['train_acc'] * 100:5.2f}%  "
+                f"val_loss {row['val_loss']:.4f}  val_acc {row['val_acc'] * 100:5.2f}%  gap {row['gap'] * 100:+5.2f}",
+                highlight=False,
+            )
+
+    result = fit(config, split, device=device, on_epoch_end=show_epoch)
+    with RunStore(out / "reglab.db") as store:
+        store.save_study("train", {"command": "train"})
+        run_id = store.save_run("train", result)
+
+    table = Table(title=f"{strategy} on {dataset}, {config.model}, seed {seed}")
+    for column in ("selected epoch", "stop reason", "train %", "val %", "test %", "gap", "seconds"):
+        table.add_column(column, justify="right")
+    table.add_row(
+        str(result.best_epoch),
+        result.stop_reason,
+        f"{result.final_metrics['train_acc'] * 100:.2f}",
+        f"{result.final_metrics['val_acc'] * 100:.2f}",
+        f"{result.test_metrics['test_acc'] * 100:.2f}",
+        f"{result.final_metrics['gap'] * 100:+.2f}",
+        f"{result.timings['total_seconds']:.1f}",
+    )
+    console.print(table)
+    console.print(f"Stored as run {run_id} of study 'train' in {out / 'reglab.db'}.")

@@ -1,0 +1,100 @@
+"""The ``compare`` study as a Python function: train, store, summarize and report."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from reglab.errors import ConfigError
+from reglab.study.report import build_report, render_report
+from reglab.study.runner import StudyProgress, StudyResult, run_study
+from reglab.study.spec import StudySpec, default_study_name
+from reglab.study.store import RunStore
+from reglab.study.strategies import resolve_strategies
+from reglab.study.summary import StrategySummary, summarize, write_results_csv, write_summary_csv
+from reglab.training.config import OptimizerSettings, validate
+
+
+@dataclass
+class CompareOptions:
+    """The options of ``reglab compare``, turned into a :class:`StudySpec` by :meth:`to_spec`.
+
+    ``lr`` is a number, or ``"auto"`` to choose each strategy's learning rate on validation
+    data from the spec's default grid.
+    """
+
+    dataset: str = "mnist-5k"
+    model: str = "mlp:512,512"
+    strategies: list[str] | None = None
+    seeds: int = 3
+    epochs: int = 30
+    lr: str | float = "auto"
+    batch_size: int = 128
+    name: str | None = None
+
+    def to_spec(self) -> StudySpec:
+        strategies = resolve_strategies(self.strategies or ["baseline", "l2", "l1", "dropout", "early-stopping", "augment", "combined"])
+        if self.seeds < 1:
+            raise ConfigError(f"compare: seeds must be an int >= 1, got {self.seeds!r}.")
+
+        data = {
+            "name": self.name or default_study_name(self.dataset, self.model),
+            "dataset": self.dataset,
+            "model": self.model,
+            "strategies": strategies,
+            "seeds": list(range(self.seeds)),
+            "epochs": self.epochs,
+            "batch_size": self.batch_size,
+        }
+        if str(self.lr) != "auto":
+            try:
+                lr = float(self.lr)
+            except ValueError:
+                raise ConfigError(f"compare: lr must be a positive number or 'auto', got {self.lr!r}.") from None
+            data["optimizer"] = validate(OptimizerSettings, {"lr": lr}, "lr")
+            data["lr_grid"] = None
+        return validate(StudySpec, data)
+
+
+@dataclass
+class CompareOutcome:
+    """Where ``compare`` wrote its files, and what it found."""
+
+    result: StudyResult
+    summaries: list[StrategySummary]
+    report_path: Path
+    results_path: Path
+    summary_path: Path
+
+
+def compare_study(
+    spec: StudySpec,
+    out: str | Path = "reglab-runs",
+    *,
+    data_dir: str | None = None,
+    download: bool = False,
+    device: str | torch.device = "cpu",
+    progress: StudyProgress | None = None,
+) -> CompareOutcome:
+    """Run ``spec``, store its runs in ``out/reglab.db`` and write its report and CSV files.
+
+    Writes ``out/<study>/report.html``, ``results.csv`` (one row per run) and ``summary.csv``
+    (one row per strategy). Finished runs already in the database are not trained again.
+    """
+    out = Path(out)
+    study_dir = out / spec.name
+    study_dir.mkdir(parents=True, exist_ok=True)
+
+    with RunStore(out / "reglab.db") as store:
+        result = run_study(spec, store, data_dir=data_dir, download=download, device=device, progress=progress)
+
+    descriptions = {name: config.describe() for name, config in spec.strategies.items()}
+    summaries = summarize(result.runs, descriptions)
+    results_path = study_dir / "results.csv"
+    summary_path = study_dir / "summary.csv"
+    write_results_csv(result.runs, results_path)
+    write_summary_csv(summaries, summary_path)
+    report_path = render_report(build_report(result), study_dir / "report.html")
+    return CompareOutcome(result, summaries, report_path, results_path, summary_path)

@@ -1,0 +1,120 @@
+"""Matplotlib figures of a study, returned as PNG bytes for the self-contained report."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from reglab.study.summary import StrategySummary  # noqa: E402
+
+
+def _png(figure: plt.Figure) -> bytes:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
+    plt.close(figure)
+    return buffer.getvalue()
+
+
+def _curves(runs: Sequence[dict[str, Any]], metric: str) -> np.ndarray:
+    """Stack one metric over epochs for several runs, padding stopped runs with NaN."""
+    length = max(len(run["history"]) for run in runs)
+    values = np.full((len(runs), length), np.nan)
+    for i, run in enumerate(runs):
+        values[i, : len(run["history"])] = [row[metric] for row in run["history"]]
+    return values
+
+
+def learning_curves(runs_by_strategy: dict[str, list[dict[str, Any]]]) -> bytes:
+    """Train and validation accuracy over epochs, one panel per strategy.
+
+    Lines are means over seeds and bands span the lowest to the highest seed. A dotted line
+    marks each run's selected epoch when it is not the last one (early stopping).
+    """
+    names = list(runs_by_strategy)
+    columns = min(4, len(names))
+    rows = (len(names) + columns - 1) // columns
+    figure, axes = plt.subplots(rows, columns, figsize=(3.6 * columns, 2.9 * rows), sharey=True, squeeze=False)
+
+    for ax, name in zip(axes.flat, names):
+        runs = runs_by_strategy[name]
+        for metric, color, label in (("train_acc", "tab:blue", "train"), ("val_acc", "tab:orange", "validation")):
+            values = _curves(runs, metric) * 100
+            epochs = np.arange(1, values.shape[1] + 1)
+            with np.errstate(all="ignore"):
+                ax.plot(epochs, np.nanmean(values, axis=0), color=color, label=label)
+                ax.fill_between(epochs, np.nanmin(values, axis=0), np.nanmax(values, axis=0), color=color, alpha=0.2)
+        for run in runs:
+            if run["best_epoch"] != len(run["history"]):
+                ax.axvline(run["best_epoch"], color="gray", linestyle=":", linewidth=1)
+        ax.set_title(name)
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+    for ax in axes[:, 0]:
+        ax.set_ylabel("accuracy (%)")
+    for ax in list(axes.flat)[len(names) :]:
+        ax.axis("off")
+    axes.flat[0].legend(loc="lower right", fontsize=8)
+    figure.tight_layout()
+    return _png(figure)
+
+
+def gap_curves(runs_by_strategy: dict[str, list[dict[str, Any]]]) -> bytes:
+    """The train-validation accuracy gap over epochs, mean over seeds, all strategies."""
+    figure, ax = plt.subplots(figsize=(7, 3.8))
+    for name, runs in runs_by_strategy.items():
+        values = _curves(runs, "gap") * 100
+        with np.errstate(all="ignore"):
+            ax.plot(np.arange(1, values.shape[1] + 1), np.nanmean(values, axis=0), label=name)
+    ax.axhline(0, color="black", linewidth=0.8)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("train − validation accuracy (points)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, ncol=2)
+    figure.tight_layout()
+    return _png(figure)
+
+
+def test_accuracy(summaries: Sequence[StrategySummary]) -> bytes:
+    """Mean test accuracy per strategy with its 95% interval over seeds."""
+    figure, ax = plt.subplots(figsize=(7, 0.45 * len(summaries) + 1.2))
+    names = [summary.strategy for summary in summaries]
+    means = np.array([summary.test_acc.mean for summary in summaries]) * 100
+    errors = np.nan_to_num(np.array([summary.test_acc.half_width for summary in summaries]) * 100)
+    positions = np.arange(len(names))[::-1]
+    ax.errorbar(means, positions, xerr=errors, fmt="o", capsize=4)
+    if summaries and summaries[0].strategy == "baseline":
+        ax.axvline(means[0], color="gray", linestyle="--", linewidth=1, label="baseline mean")
+        ax.legend(fontsize=8, loc="lower right")
+    ax.set_yticks(positions, names)
+    ax.set_xlabel("test accuracy (%), mean and 95% interval over seeds")
+    ax.grid(axis="x", alpha=0.3)
+    figure.tight_layout()
+    return _png(figure)
+
+
+def augmentation_grid(images: torch.Tensor, augmented: torch.Tensor) -> bytes:
+    """Original images in the top row and their augmented versions below."""
+    count = images.shape[0]
+    figure, axes = plt.subplots(2, count, figsize=(1.2 * count, 2.7), squeeze=False)
+    for row, batch, title in ((0, images, "original"), (1, augmented, "augmented")):
+        for column in range(count):
+            ax = axes[row, column]
+            picture = batch[column].detach().cpu()
+            if picture.shape[0] == 1:
+                ax.imshow(picture[0].numpy(), cmap="gray", vmin=0, vmax=1)
+            else:
+                ax.imshow(picture.permute(1, 2, 0).clamp(0, 1).numpy())
+            ax.set_xticks([])
+            ax.set_yticks([])
+        axes[row, 0].set_ylabel(title, fontsize=9)
+    figure.tight_layout()
+    return _png(figure)

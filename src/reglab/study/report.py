@@ -1,0 +1,106 @@
+"""The self-contained HTML report of a study: tables, figures and the exact settings.
+
+The report data is computed first (:func:`build_report`) and rendered second, so tests can
+check the numbers without reading HTML. Every user-provided string is escaped by Jinja2's
+autoescaping, and images are embedded as base64 PNG.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+from dataclasses import asdict
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import torch
+
+from reglab.augment import default_augmentation
+from reglab.study import figures
+from reglab.study.runner import StudyResult
+from reglab.study.store import library_versions
+from reglab.study.summary import StrategySummary, summarize
+
+SPARSITY_THRESHOLD = 1e-3
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def _weight_rows(runs_by_strategy: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    rows = []
+    for name, runs in runs_by_strategy.items():
+        norms, sparsities = [], []
+        for run in runs:
+            stats = run["weight_stats"] or []
+            total = sum(layer["n_params"] for layer in stats) or 1
+            norms.append(math.sqrt(sum(layer["l2_norm"] ** 2 for layer in stats)))
+            sparsities.append(sum(layer["sparsity"] * layer["n_params"] for layer in stats) / total)
+        rows.append({"strategy": name, "l2_norm": sum(norms) / len(norms), "sparsity": sum(sparsities) / len(sparsities)})
+    return rows
+
+
+def _augmentation_figure(result: StudyResult) -> tuple[str | None, str]:
+    if not any(config.augment for config in result.spec.strategies.values()) or not result.dataset.is_image:
+        return None, ""
+    augmentation = default_augmentation(result.spec.dataset, tuple(result.dataset.x_train.shape[1:]))
+    images = result.dataset.x_train[torch.randperm(len(result.dataset.x_train), generator=torch.Generator().manual_seed(0))[:8]]
+    augmented = augmentation(images, generator=torch.Generator().manual_seed(1))
+    return _b64(figures.augmentation_grid(images, augmented)), f"Training batches are augmented with {augmentation!r}."
+
+
+def build_report(result: StudyResult) -> dict[str, Any]:
+    """Compute everything the report shows: summaries, figures (base64 PNG) and settings."""
+    spec = result.spec
+    descriptions = {name: config.describe() for name, config in spec.strategies.items()}
+    summaries: list[StrategySummary] = summarize(result.runs, descriptions)
+    runs_by_strategy: dict[str, list[dict[str, Any]]] = {}
+    for run in result.runs:
+        runs_by_strategy.setdefault(run["strategy"], []).append(run)
+
+    augmentation_png, augmentation_text = _augmentation_figure(result)
+    figure_data = {"augmentation": augmentation_png}
+    if runs_by_strategy:
+        figure_data["learning_curves"] = _b64(figures.learning_curves(runs_by_strategy))
+        figure_data["gap"] = _b64(figures.gap_curves(runs_by_strategy))
+        figure_data["test_accuracy"] = _b64(figures.test_accuracy(summaries))
+
+    split = result.runs[0]["split"] if result.runs else {"sizes": {"train": "?", "val": "?", "test": "?"}}
+    lr_note = (
+        "Each strategy trains with the learning rate that gave it the best validation accuracy in a short search "
+        "with the same budget for every strategy; a single shared rate would favour the least noisy strategies. "
+        "The test set was not used for this choice."
+        if spec.lr_grid
+        else "Every strategy trains with the learning rate of the study (or its own, where it sets one)."
+    )
+    return {
+        "spec": spec,
+        "summaries": summaries,
+        "failures": result.failures,
+        "lr_choices": {name: asdict(choice) for name, choice in result.lr_choices.items()},
+        "lr_note": lr_note,
+        "weights": _weight_rows(runs_by_strategy),
+        "sparsity_threshold": SPARSITY_THRESHOLD,
+        "figures": figure_data,
+        "augmentation": augmentation_text,
+        "split": {f"{part}_size": size for part, size in split.get("sizes", {}).items()},
+        "settings": json.dumps(spec.model_dump(mode="json"), indent=2),
+        "versions": ", ".join(f"{name} {version}" for name, version in library_versions().items()),
+        "created": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+    }
+
+
+def render_report(data: dict[str, Any], path: Path) -> Path:
+    """Render report data to a self-contained HTML file at ``path``."""
+    environment = jinja2.Environment(
+        loader=jinja2.PackageLoader("reglab.study", "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+    )
+    html = environment.get_template("report.html").render(**data)
+    path.write_text(html, encoding="utf-8")
+    return path

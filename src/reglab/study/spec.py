@@ -1,0 +1,92 @@
+"""The specification of a study: data, model, strategies, seeds and budget."""
+
+from __future__ import annotations
+
+import re
+
+from pydantic import Field, field_validator
+
+from reglab.nn.models import parse_model_spec
+from reglab.training.config import OptimizerSettings, RunConfig, StrategyConfig, _Settings
+
+_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+
+DEFAULT_LR_GRID = (0.1, 0.03, 0.01)
+
+
+class StudySpec(_Settings):
+    """What a study trains.
+
+    Every strategy is trained once per seed with the same data, model, optimizer and epoch
+    budget. The seed decides the split, the initialization, the minibatch order, the dropout
+    masks and the augmentation, so runs with the same seed form pairs across strategies.
+
+    When ``lr_grid`` is set, each strategy without its own ``lr`` first picks its learning
+    rate: one run per grid value on the first seed, ``lr_search_epochs`` epochs each (the same
+    budget for every strategy), scored by validation accuracy. The test set is not opened
+    during that search.
+    """
+
+    name: str
+    dataset: str = "mnist-5k"
+    model: str = "mlp:512,512"
+    strategies: dict[str, StrategyConfig]
+    seeds: list[int] = Field(default_factory=lambda: [0, 1, 2], min_length=1)
+    epochs: int = Field(30, ge=1)
+    batch_size: int = Field(128, ge=1)
+    optimizer: OptimizerSettings = OptimizerSettings()
+    lr_grid: list[float] | None = Field(default_factory=lambda: list(DEFAULT_LR_GRID))
+    lr_search_epochs: int | None = Field(None, ge=1)
+    val_fraction: float = Field(0.2, gt=0.0, lt=1.0)
+    test_fraction: float = Field(0.2, gt=0.0, lt=1.0)
+
+    @field_validator("name")
+    @classmethod
+    def _check_name(cls, value: str) -> str:
+        if not _NAME_PATTERN.match(value):
+            raise ValueError(
+                "must start with a letter or digit and contain only letters, digits, '.', '_' and '-' "
+                "(it names a folder inside the output folder)"
+            )
+        return value
+
+    @field_validator("model")
+    @classmethod
+    def _check_model(cls, value: str) -> str:
+        return str(parse_model_spec(value))
+
+    @field_validator("lr_grid")
+    @classmethod
+    def _check_grid(cls, value: list[float] | None) -> list[float] | None:
+        if value is not None and (not value or any(lr <= 0 for lr in value)):
+            raise ValueError("must be a non-empty list of positive learning rates")
+        return value
+
+    @property
+    def search_epochs(self) -> int:
+        """Epochs of each learning-rate search run: half the budget, at least one."""
+        return self.lr_search_epochs or max(1, self.epochs // 2)
+
+    def run_config(self, strategy: str, seed: int, *, lr: float | None = None, epochs: int | None = None) -> RunConfig:
+        """Return the settings of one run of this study."""
+        regularization = self.strategies[strategy]
+        if lr is not None:
+            regularization = regularization.model_copy(update={"lr": lr})
+        return RunConfig(
+            dataset=self.dataset,
+            model=self.model,
+            strategy=strategy,
+            regularization=regularization,
+            optimizer=self.optimizer,
+            batch_size=self.batch_size,
+            epochs=epochs or self.epochs,
+            seed=seed,
+            val_fraction=self.val_fraction,
+            test_fraction=self.test_fraction,
+        )
+
+
+def default_study_name(dataset: str, model: str) -> str:
+    """Return a folder-safe study name such as ``mnist-5k_mlp-512-512``."""
+    text = f"{dataset}_{model}".replace(":", "-").replace(",", "-").replace("/", "-")
+    return re.sub(r"[^A-Za-z0-9._-]", "-", text)[:100]

@@ -1,0 +1,222 @@
+"""SQLite store of studies, runs and per-epoch history.
+
+A run is written in one transaction together with its history, only once it has finished
+(or failed), so an interrupted study leaves no partial rows and a resumed study finds every
+finished run by its settings key. The database uses WAL mode so that readers (``reglab
+report``) do not block a writer.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from reglab.training.fit import RunResult
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS studies (
+    name TEXT PRIMARY KEY,
+    created TEXT NOT NULL,
+    updated TEXT NOT NULL,
+    spec_json TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS runs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    study TEXT NOT NULL REFERENCES studies(name),
+    run_key TEXT NOT NULL,
+    role TEXT NOT NULL,
+    strategy TEXT NOT NULL,
+    seed INTEGER NOT NULL,
+    dataset TEXT NOT NULL,
+    model TEXT NOT NULL,
+    status TEXT NOT NULL,
+    config_json TEXT NOT NULL,
+    versions_json TEXT NOT NULL,
+    split_json TEXT,
+    best_epoch INTEGER,
+    stop_reason TEXT,
+    final_metrics_json TEXT,
+    test_metrics_json TEXT,
+    test_accesses_json TEXT,
+    timings_json TEXT,
+    weight_stats_json TEXT,
+    error TEXT,
+    finished TEXT NOT NULL,
+    UNIQUE (study, run_key)
+);
+CREATE TABLE IF NOT EXISTS history (
+    run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    epoch INTEGER NOT NULL,
+    train_loss REAL, train_acc REAL, val_loss REAL, val_acc REAL, gap REAL, seconds REAL,
+    PRIMARY KEY (run_id, epoch)
+);
+"""
+
+_HISTORY_COLUMNS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "gap", "seconds")
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def library_versions() -> dict[str, str]:
+    """Return the versions of Python, reglab and the libraries that decide a run's numbers."""
+    import platform
+
+    import numpy
+    import torch
+
+    from reglab import __version__
+
+    return {
+        "python": platform.python_version(),
+        "reglab": __version__,
+        "torch": torch.__version__,
+        "numpy": numpy.__version__,
+    }
+
+
+class RunStore:
+    """Studies and runs in one SQLite file.
+
+    Args:
+        path: the database file; its folder is created if needed.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._connection = sqlite3.connect(self.path, timeout=30.0)
+        self._connection.row_factory = sqlite3.Row
+        self._connection.execute("PRAGMA journal_mode=WAL")
+        self._connection.execute("PRAGMA foreign_keys=ON")
+        self._connection.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        self._connection.close()
+
+    def __enter__(self) -> RunStore:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._connection:
+            yield self._connection
+
+    # Writing.
+
+    def save_study(self, name: str, spec: dict[str, Any]) -> None:
+        """Create the study or update its stored specification."""
+        now = _now()
+        with self._transaction() as db:
+            db.execute(
+                "INSERT INTO studies (name, created, updated, spec_json) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT(name) DO UPDATE SET updated = excluded.updated, spec_json = excluded.spec_json",
+                (name, now, now, json.dumps(spec, sort_keys=True)),
+            )
+
+    def save_run(self, study: str, result: RunResult, *, role: str = "run") -> int:
+        """Store a finished run and its history in one transaction; return its id."""
+        config = result.config
+        with self._transaction() as db:
+            db.execute("DELETE FROM runs WHERE study = ? AND run_key = ?", (study, config.key()))
+            cursor = db.execute(
+                "INSERT INTO runs (study, run_key, role, strategy, seed, dataset, model, status, config_json,"
+                " versions_json, split_json, best_epoch, stop_reason, final_metrics_json, test_metrics_json,"
+                " test_accesses_json, timings_json, weight_stats_json, error, finished)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, 'finished', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?)",
+                (
+                    study,
+                    config.key(),
+                    role,
+                    config.strategy,
+                    config.seed,
+                    config.dataset,
+                    config.model,
+                    config.model_dump_json(),
+                    json.dumps(library_versions()),
+                    json.dumps(result.split),
+                    result.best_epoch,
+                    result.stop_reason,
+                    json.dumps(result.final_metrics),
+                    json.dumps(result.test_metrics) if result.test_metrics else None,
+                    json.dumps(result.test_accesses),
+                    json.dumps(result.timings),
+                    json.dumps(result.weight_stats),
+                    _now(),
+                ),
+            )
+            run_id = int(cursor.lastrowid)
+            db.executemany(
+                f"INSERT INTO history (run_id, {', '.join(_HISTORY_COLUMNS)}) VALUES (?{', ?' * len(_HISTORY_COLUMNS)})",
+                [(run_id, *(row.get(column) for column in _HISTORY_COLUMNS)) for row in result.history],
+            )
+        return run_id
+
+    def save_failure(self, study: str, config: Any, error: str, *, role: str = "run") -> int:
+        """Store a run that raised, with its error message, so the study can report it."""
+        with self._transaction() as db:
+            db.execute("DELETE FROM runs WHERE study = ? AND run_key = ?", (study, config.key()))
+            cursor = db.execute(
+                "INSERT INTO runs (study, run_key, role, strategy, seed, dataset, model, status, config_json,"
+                " versions_json, error, finished) VALUES (?, ?, ?, ?, ?, ?, ?, 'failed', ?, ?, ?, ?)",
+                (
+                    study,
+                    config.key(),
+                    role,
+                    config.strategy,
+                    config.seed,
+                    config.dataset,
+                    config.model,
+                    config.model_dump_json(),
+                    json.dumps(library_versions()),
+                    error,
+                    _now(),
+                ),
+            )
+        return int(cursor.lastrowid)
+
+    # Reading.
+
+    def finished_run(self, study: str, run_key: str) -> dict[str, Any] | None:
+        """Return the finished run with this settings key, or None."""
+        row = self._connection.execute(
+            "SELECT * FROM runs WHERE study = ? AND run_key = ? AND status = 'finished'", (study, run_key)
+        ).fetchone()
+        return self._decode(row) if row else None
+
+    def runs(self, study: str, *, role: str | None = "run") -> list[dict[str, Any]]:
+        """Return the study's runs in insertion order, each with its history."""
+        query = "SELECT * FROM runs WHERE study = ?"
+        params: list[Any] = [study]
+        if role is not None:
+            query += " AND role = ?"
+            params.append(role)
+        rows = self._connection.execute(query + " ORDER BY id", params).fetchall()
+        return [self._decode(row) for row in rows]
+
+    def history(self, run_id: int) -> list[dict[str, float]]:
+        rows = self._connection.execute(
+            f"SELECT {', '.join(_HISTORY_COLUMNS)} FROM history WHERE run_id = ? ORDER BY epoch", (run_id,)
+        ).fetchall()
+        return [dict(row) for row in rows]
+
+    def studies(self) -> list[str]:
+        return [row["name"] for row in self._connection.execute("SELECT name FROM studies ORDER BY created")]
+
+    def _decode(self, row: sqlite3.Row) -> dict[str, Any]:
+        run = dict(row)
+        for column in list(run):
+            if column.endswith("_json"):
+                value = run.pop(column)
+                run[column[: -len("_json")]] = json.loads(value) if value is not None else None
+        run["history"] = self.history(run["id"])
+        return run

@@ -1,0 +1,134 @@
+"""Validated settings of one training run.
+
+A :class:`RunConfig` is everything that decides a run's result: data set, model, optimizer,
+regularization, epochs and seed. Its JSON form is stored with every run, and its
+:meth:`RunConfig.key` identifies a finished run so that a study never trains it twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from reglab.errors import ConfigError
+
+
+class _Settings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DropoutSettings(_Settings):
+    """Dropout on the input and after every hidden layer.
+
+    ``p`` is the drop probability after hidden layers and ``input_p`` on the input, as in
+    ``torch.nn.Dropout``. Both must lie in [0, 1): a run that drops every unit cannot learn.
+    """
+
+    p: float = Field(0.5, ge=0.0, lt=1.0)
+    input_p: float = Field(0.0, ge=0.0, lt=1.0)
+    mode: Literal["inverted", "classic"] = "inverted"
+
+
+class EarlyStoppingSettings(_Settings):
+    """Arguments of :class:`reglab.EarlyStopping`; ``patience`` counts epochs."""
+
+    monitor: str = "val_loss"
+    mode: Literal["min", "max", "auto"] = "auto"
+    patience: int = Field(10, ge=0)
+    min_delta: float = Field(0.0, ge=0.0)
+    restore_best_weights: bool = True
+
+
+class StrategyConfig(_Settings):
+    """A named set of regularizers. All fields off means no regularization.
+
+    ``l2`` and ``l1`` are penalty strengths: L2 adds ``l2/2 · Σw²`` and L1 adds ``l1 · Σ|w|``
+    to the mean minibatch loss, over weights only (not biases). ``lr`` overrides the study's
+    learning rate for this strategy.
+    """
+
+    l2: float = Field(0.0, ge=0.0)
+    l1: float = Field(0.0, ge=0.0)
+    dropout: DropoutSettings | None = None
+    augment: bool = False
+    early_stopping: EarlyStoppingSettings | None = None
+    max_norm: float | None = Field(None, gt=0.0)
+    lr: float | None = Field(None, gt=0.0)
+
+    def describe(self) -> str:
+        """Return a one-line summary such as ``l2=0.001, dropout(p=0.5, input_p=0.2)``."""
+        parts = []
+        if self.l2:
+            parts.append(f"l2={self.l2:g}")
+        if self.l1:
+            parts.append(f"l1={self.l1:g}")
+        if self.dropout is not None:
+            parts.append(f"dropout(p={self.dropout.p:g}, input_p={self.dropout.input_p:g})")
+        if self.max_norm is not None:
+            parts.append(f"max_norm={self.max_norm:g}")
+        if self.augment:
+            parts.append("augment")
+        if self.early_stopping is not None:
+            es = self.early_stopping
+            parts.append(f"early stopping({es.monitor}, patience={es.patience})")
+        return ", ".join(parts) or "no regularization"
+
+
+class OptimizerSettings(_Settings):
+    """The optimizer. ``weight_decay`` is the decoupled decay of AdamW only."""
+
+    name: Literal["sgd", "adam", "adamw"] = "sgd"
+    lr: float = Field(0.05, gt=0.0)
+    momentum: float = Field(0.9, ge=0.0, lt=1.0)
+    weight_decay: float = Field(0.0, ge=0.0)
+
+
+class RunConfig(_Settings):
+    """Everything that decides the result of one run."""
+
+    dataset: str = "mnist-5k"
+    model: str = "mlp:512,512"
+    strategy: str = "baseline"
+    regularization: StrategyConfig = StrategyConfig()
+    optimizer: OptimizerSettings = OptimizerSettings()
+    batch_size: int = Field(128, ge=1)
+    epochs: int = Field(30, ge=1)
+    seed: int = Field(0, ge=0)
+    val_fraction: float = Field(0.2, gt=0.0, lt=1.0)
+    test_fraction: float = Field(0.2, gt=0.0, lt=1.0)
+
+    @field_validator("model")
+    @classmethod
+    def _check_model(cls, value: str) -> str:
+        from reglab.nn.models import parse_model_spec
+
+        return str(parse_model_spec(value))
+
+    def key(self) -> str:
+        """Return a stable hash of the settings, used to find an already finished run."""
+        text = json.dumps(self.model_dump(mode="json"), sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def format_validation_error(error: ValidationError, prefix: str = "") -> str:
+    """Turn a pydantic error into lines of ``path.to.key: message, got value``."""
+    lines = []
+    for item in error.errors():
+        path = ".".join(str(part) for part in (prefix, *item["loc"]) if part != "")
+        message = item["msg"].removeprefix("Value error, ")
+        if item["type"] == "extra_forbidden":
+            message = "unknown setting; check the spelling"
+        got = item.get("input")
+        lines.append(f"{path}: {message}, got {got!r}")
+    return "\n".join(lines)
+
+
+def validate(model_cls: type[_Settings], data: dict[str, Any], prefix: str = "") -> Any:
+    """Build ``model_cls`` from ``data``, raising ConfigError with the path to each bad key."""
+    try:
+        return model_cls.model_validate(data)
+    except ValidationError as error:
+        raise ConfigError(format_validation_error(error, prefix)) from None

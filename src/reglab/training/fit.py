@@ -1,0 +1,244 @@
+"""The fit loop: train one configuration on a three-way split and open the test set once.
+
+Every run follows the same steps:
+
+1. Seed the global RNG (dropout masks, initialization) and two generators (minibatch order,
+   augmentation) from ``config.seed``, inside :func:`torch.random.fork_rng` so the caller's
+   RNG state is left as it was.
+2. Train for at most ``config.epochs`` epochs. Training batches are augmented (when the
+   strategy asks for it), then normalized with the training split's statistics.
+3. After each epoch, measure ``train_loss``, ``train_acc``, ``val_loss`` and ``val_acc`` in
+   eval mode on non-augmented data, and ``gap = train_acc - val_acc``.
+4. When training ends, restore the best weights (early stopping), check that eval mode is
+   deterministic, and evaluate the sealed test set exactly once.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from reglab.augment import check_transforms_for_dataset, default_augmentation
+from reglab.data import Split, iterate_minibatches
+from reglab.early_stopping import EarlyStopping, StopReason
+from reglab.errors import ReglabError
+from reglab.nn.checks import check_eval_deterministic
+from reglab.nn.models import build_model
+from reglab.penalties import L1, L2, MaxNorm, check_optimizer, weight_report
+from reglab.training.config import RunConfig
+from reglab.training.evaluate import evaluate
+from reglab.training.optim import build_optimizer
+
+logger = logging.getLogger(__name__)
+
+EpochCallback = Callable[[int, dict[str, float]], None]
+
+
+class TrainingError(ReglabError):
+    """Training could not go on, for example because the loss became NaN or infinite."""
+
+
+@dataclass
+class RunResult:
+    """What one run produced, in the form the store keeps.
+
+    Attributes:
+        config: the settings of the run.
+        history: one dict per epoch with ``epoch``, ``train_loss``, ``train_acc``,
+            ``val_loss``, ``val_acc``, ``gap`` and ``seconds``.
+        best_epoch: the epoch whose weights were kept (the last one without early stopping).
+        stop_reason: why training ended, a :class:`reglab.early_stopping.StopReason` value.
+        final_metrics: train and validation metrics of the kept weights.
+        test_metrics: ``test_loss`` and ``test_acc`` from the single sealed test evaluation.
+        test_accesses: every access to the sealed test set.
+        split: sizes, class counts and seed of the split.
+        timings: seconds spent training, evaluating and in total.
+        weight_stats: per-layer weight norms and sparsity of the kept weights.
+        model: the trained model; not stored.
+    """
+
+    config: RunConfig
+    history: list[dict[str, float]]
+    best_epoch: int
+    stop_reason: str
+    final_metrics: dict[str, float]
+    test_metrics: dict[str, float]
+    test_accesses: list[dict[str, Any]]
+    split: dict[str, Any]
+    timings: dict[str, float]
+    weight_stats: list[dict[str, Any]] = field(default_factory=list)
+    model: nn.Module | None = None
+
+
+def fit(
+    config: RunConfig,
+    split: Split,
+    *,
+    device: str | torch.device = "cpu",
+    on_epoch_end: EpochCallback | None = None,
+    evaluate_test: bool = True,
+) -> RunResult:
+    """Train ``config`` on ``split`` and evaluate its sealed test set once.
+
+    Args:
+        config: the run's settings; ``config.seed`` makes the run reproducible on one device.
+        split: the three-way split, whose test set has not been opened yet.
+        device: where to train, e.g. ``"cpu"`` or ``"cuda"``.
+        on_epoch_end: called with the epoch number (1-based) and that epoch's history row.
+        evaluate_test: False for runs that only select settings on validation data (a
+            learning-rate search); their test set stays sealed and ``test_metrics`` is empty.
+
+    Returns:
+        The run's :class:`RunResult`.
+
+    Raises:
+        TrainingError: the training loss became NaN or infinite.
+        SealedTestSetError: the split's test set was already opened.
+    """
+    devices = [torch.device(device).index or 0] if torch.device(device).type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(config.seed)
+        return _fit(config, split.to(device), torch.device(device), on_epoch_end, evaluate_test)
+
+
+def _fit(
+    config: RunConfig,
+    split: Split,
+    device: torch.device,
+    on_epoch_end: EpochCallback | None,
+    evaluate_test: bool,
+) -> RunResult:
+    started = time.perf_counter()
+    reg = config.regularization
+    lr = reg.lr if reg.lr is not None else config.optimizer.lr
+
+    # Model, optimizer and regularizers.
+    dropout = reg.dropout
+    model = build_model(
+        config.model,
+        tuple(split.train.x.shape[1:]),
+        split.num_classes,
+        input_p=dropout.input_p if dropout else 0.0,
+        hidden_p=dropout.p if dropout else 0.0,
+        dropout_mode=dropout.mode if dropout else "inverted",
+    ).to(device)
+    optimizer = build_optimizer(model, config.optimizer, lr)
+    penalties = [penalty for penalty in (L2(reg.l2) if reg.l2 else None, L1(reg.l1) if reg.l1 else None) if penalty]
+    check_optimizer(optimizer, penalties)
+    max_norm = MaxNorm(reg.max_norm) if reg.max_norm is not None else None
+    stopper = _build_early_stopping(config)
+    augmentation = _build_augmentation(config, split) if reg.augment else None
+
+    data_generator = torch.Generator().manual_seed(config.seed)
+    augment_generator = torch.Generator(device=device).manual_seed(config.seed + 1)
+
+    # Training.
+    history: list[dict[str, float]] = []
+    reason = StopReason.MAX_EPOCHS
+    train_seconds = 0.0
+    eval_seconds = 0.0
+    for epoch in range(1, config.epochs + 1):
+        epoch_started = time.perf_counter()
+        model.train()
+        for xb, yb in iterate_minibatches(
+            split.train.x, split.train.y, config.batch_size, shuffle=True, generator=data_generator
+        ):
+            if augmentation is not None:
+                xb = augmentation(xb, generator=augment_generator)
+            loss = F.cross_entropy(model(split.normalize(xb)), yb)
+            for penalty in penalties:
+                loss = loss + penalty(model)
+            if not torch.isfinite(loss):
+                raise TrainingError(
+                    f"the training loss became {loss.item()} in epoch {epoch} of strategy "
+                    f"{config.strategy!r} (seed {config.seed}); lower the learning rate (lr={lr:g})."
+                )
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            if max_norm is not None:
+                max_norm(model)
+        train_seconds += time.perf_counter() - epoch_started
+
+        eval_started = time.perf_counter()
+        row = _measure(model, split)
+        eval_seconds += time.perf_counter() - eval_started
+        row = {"epoch": epoch, **row, "seconds": time.perf_counter() - epoch_started}
+        history.append(row)
+        if on_epoch_end is not None:
+            on_epoch_end(epoch, row)
+
+        if stopper is not None and stopper.step(epoch, row, model):
+            reason = stopper.reason
+            break
+
+    # Model selection, then the single test evaluation.
+    best_epoch = len(history)
+    if stopper is not None:
+        stopper.finish(model, reason=reason)
+        if stopper.best_epoch is not None and stopper.restore_best_weights:
+            best_epoch = stopper.best_epoch
+    final_metrics = _measure(model, split)
+
+    check_eval_deterministic(model, split.normalize(split.val.x[:64]))
+    test_metrics: dict[str, float] = {}
+    if evaluate_test:
+        test = split.test.open(f"final evaluation of strategy {config.strategy!r}, seed {config.seed}")
+        test_loss, test_acc = evaluate(model, test.x, test.y, transform=split.normalize)
+        test_metrics = {"test_loss": test_loss, "test_acc": test_acc}
+
+    return RunResult(
+        config=config,
+        history=history,
+        best_epoch=best_epoch,
+        stop_reason=reason.value,
+        final_metrics=final_metrics,
+        test_metrics=test_metrics,
+        test_accesses=list(split.test.accesses),
+        split=split.describe(),
+        timings={
+            "train_seconds": train_seconds,
+            "eval_seconds": eval_seconds,
+            "total_seconds": time.perf_counter() - started,
+        },
+        weight_stats=[_as_dict(stats) for stats in weight_report(model)],
+        model=model,
+    )
+
+
+def _measure(model: nn.Module, split: Split) -> dict[str, float]:
+    train_loss, train_acc = evaluate(model, split.train.x, split.train.y, transform=split.normalize)
+    val_loss, val_acc = evaluate(model, split.val.x, split.val.y, transform=split.normalize)
+    return {
+        "train_loss": train_loss,
+        "train_acc": train_acc,
+        "val_loss": val_loss,
+        "val_acc": val_acc,
+        "gap": train_acc - val_acc,
+    }
+
+
+def _build_early_stopping(config: RunConfig) -> EarlyStopping | None:
+    settings = config.regularization.early_stopping
+    if settings is None:
+        return None
+    return EarlyStopping(**settings.model_dump())
+
+
+def _build_augmentation(config: RunConfig, split: Split) -> nn.Module:
+    augmentation = default_augmentation(config.dataset, tuple(split.train.x.shape[1:]))
+    check_transforms_for_dataset(augmentation, config.dataset)
+    return augmentation
+
+
+def _as_dict(stats: Any) -> dict[str, Any]:
+    if hasattr(stats, "_asdict"):
+        return dict(stats._asdict())
+    return dict(vars(stats))

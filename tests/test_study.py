@@ -1,0 +1,145 @@
+"""Studies end to end on digits: storage, resume after an interruption, summaries, report."""
+
+import csv
+import sqlite3
+
+import pytest
+
+from reglab.study import RunStore, compare_study, run_study
+from reglab.study.report import build_report
+from reglab.training import fit as fit_module
+
+
+class InterruptAfter:
+    """A progress sink that raises KeyboardInterrupt once ``limit`` runs have been trained."""
+
+    def __init__(self, limit):
+        self.limit = limit
+        self.trained = 0
+
+    def run_started(self, label, epochs):
+        pass
+
+    def epoch_finished(self, epoch, row):
+        pass
+
+    def run_finished(self, label, *, skipped, error=None):
+        if not skipped:
+            self.trained += 1
+        if self.trained == self.limit:
+            raise KeyboardInterrupt
+
+
+class CountRuns:
+    def __init__(self):
+        self.trained = []
+        self.skipped = []
+
+    def run_started(self, label, epochs):
+        pass
+
+    def epoch_finished(self, epoch, row):
+        pass
+
+    def run_finished(self, label, *, skipped, error=None):
+        (self.skipped if skipped else self.trained).append(label)
+
+
+def test_study_stores_every_run_with_history(tiny_spec, tmp_path):
+    with RunStore(tmp_path / "reglab.db") as store:
+        result = run_study(tiny_spec, store)
+        runs = store.runs("tiny")
+
+    assert len(result.runs) == 6
+    assert len(runs) == 6
+    assert {(run["strategy"], run["seed"]) for run in runs} == {
+        (name, seed) for name in ("baseline", "l2", "dropout") for seed in (0, 1)
+    }
+    for run in runs:
+        assert [row["epoch"] for row in run["history"]] == [1, 2, 3]
+        assert run["test_metrics"]["test_acc"] > 0.5
+        assert len(run["test_accesses"]) == 1
+        assert run["versions"]["torch"]
+        assert run["split"]["seed"] == run["seed"]
+
+
+def test_study_resumes_after_interrupt(tiny_spec, tmp_path):
+    with RunStore(tmp_path / "reglab.db") as store:
+        with pytest.raises(KeyboardInterrupt):
+            run_study(tiny_spec, store, progress=InterruptAfter(limit=4))
+        assert len(store.runs("tiny")) == 4
+
+        counter = CountRuns()
+        result = run_study(tiny_spec, store, progress=counter)
+
+    assert len(counter.skipped) == 4
+    assert len(counter.trained) == 2
+    assert len(result.runs) == 6
+
+    with sqlite3.connect(tmp_path / "reglab.db") as db:
+        keys = db.execute("SELECT run_key FROM runs").fetchall()
+    assert len(keys) == len(set(keys)) == 6
+
+
+def test_study_records_failed_run_and_goes_on(tiny_spec, tmp_path, monkeypatch):
+    real_fit = fit_module.fit
+
+    def failing_fit(config, split, **kwargs):
+        if config.strategy == "l2" and config.seed == 1:
+            raise fit_module.TrainingError("the training loss became nan in epoch 2")
+        return real_fit(config, split, **kwargs)
+
+    monkeypatch.setattr("reglab.study.runner.fit", failing_fit)
+    with RunStore(tmp_path / "reglab.db") as store:
+        result = run_study(tiny_spec, store)
+
+    assert len(result.runs) == 5
+    assert [(f["strategy"], f["seed"]) for f in result.failures] == [("l2", 1)]
+    assert "became nan" in result.failures[0]["error"]
+
+
+def test_compare_study_writes_report_and_csv(tiny_spec, tmp_path):
+    outcome = compare_study(tiny_spec, tmp_path)
+
+    assert outcome.report_path == tmp_path / "tiny" / "report.html"
+    html = outcome.report_path.read_text()
+    assert "data:image/png;base64," in html
+    assert "<td>dropout</td>" in html
+
+    with outcome.results_path.open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 6
+    assert {row["strategy"] for row in rows} == {"baseline", "l2", "dropout"}
+
+    assert [s.strategy for s in outcome.summaries] == ["baseline", "l2", "dropout"]
+    assert outcome.summaries[0].vs_baseline is None
+    assert outcome.summaries[1].vs_baseline is not None
+    assert outcome.summaries[1].test_acc.n == 2
+
+
+def test_report_escapes_strategy_names(tiny_spec, tmp_path):
+    from reglab.training.config import StrategyConfig
+
+    hostile = "<script>alert(1)</script>"
+    spec = tiny_spec.model_copy(update={"strategies": {"baseline": StrategyConfig(), hostile: StrategyConfig(l2=1e-3)}, "seeds": [0]})
+    outcome = compare_study(spec, tmp_path)
+
+    html = outcome.report_path.read_text()
+    assert hostile not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+
+
+def test_learning_rate_search_picks_best_validation(tiny_spec, tmp_path):
+    spec = tiny_spec.model_copy(update={"lr_grid": [0.2, 0.05, 1e-5], "lr_search_epochs": 2, "seeds": [0]})
+    with RunStore(tmp_path / "reglab.db") as store:
+        result = run_study(spec, store)
+        searches = store.runs("tiny", role="lr-search")
+
+    assert len(searches) == 9
+    assert all(run["test_metrics"] is None for run in searches)
+    for name, choice in result.lr_choices.items():
+        assert set(choice.val_acc) == {0.2, 0.05, 1e-5}
+        assert choice.val_acc[choice.lr] == max(choice.val_acc.values())
+        assert choice.lr != 1e-5
+    report = build_report(result)
+    assert "validation accuracy" in report["lr_note"]

@@ -54,6 +54,12 @@ def test_train_prints_history_and_test_metrics(tmp_path):
         (["--model", "cnn:5"], "Unknown model spec 'cnn:5'"),
         (["--lr", "fast"], "lr must be a positive number or 'auto', got 'fast'"),
         (["--lr", "-1"], "lr.lr: Input should be greater than 0"),
+        (["--dropout", "1.2"], "strategies.dropout.dropout.p: Input should be less than 1, got 1.2"),
+        (["--dropout", "1"], "strategies.dropout.dropout.p: Input should be less than 1, got 1.0"),
+        (["--input-dropout", "-0.1"], "dropout.input_p: Input should be greater than or equal to 0, got -0.1"),
+        (["--l2", "-0.001"], "strategies.l2.l2: Input should be greater than or equal to 0, got -0.001"),
+        (["--l1", "-1"], "strategies.l1.l1: Input should be greater than or equal to 0, got -1.0"),
+        (["--patience", "-2"], "strategies.early-stopping.early_stopping.patience: Input should be greater than"),
     ],
 )
 def test_compare_bad_input(tmp_path, args, message):

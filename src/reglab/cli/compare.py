@@ -7,8 +7,10 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+from rich import box
 from rich.table import Table
 
+from reglab.study.strategies import StrategyDefaults
 from reglab.cli._common import (
     DataDirOption,
     DatasetOption,
@@ -23,7 +25,8 @@ from reglab.cli._common import (
 )
 
 DEFAULT_STRATEGIES = "baseline,l2,l1,dropout,early-stopping,augment,combined"
-DEFAULT_EPOCHS = 30
+DEFAULT_EPOCHS = 50
+_DEFAULTS = StrategyDefaults()
 
 
 def compare(
@@ -34,13 +37,18 @@ def compare(
         "--strategies",
         "-s",
         help=(
-            "Comma-separated strategies. Defaults: l2 = L2 penalty 1e-3 (equal to SGD weight_decay=1e-3); "
-            "l1 = L1 penalty 2e-5; dropout = p 0.5 after hidden layers and 0.2 on the input; early-stopping = "
-            "val_loss, patience 10 epochs, best weights restored; augment = the data set's default "
-            "(digits: rotation ±20°, translation ±15%); combined = l2 + dropout + augment + early stopping. "
-            "The baseline (no regularization) is always trained."
+            "Comma-separated strategies: l2 (L2 penalty, --l2), l1 (L1 penalty, --l1), dropout (--dropout after "
+            "hidden layers, --input-dropout on the input), early-stopping (on val_acc, --patience epochs, best "
+            "weights restored), augment (the data set's default: digits get rotation ±20° and translation ±15%, "
+            "clothing gets crops and flips), combined (l2 + dropout + augment + early stopping). The baseline, "
+            "without regularization, is always trained."
         ),
     ),
+    l2: float = typer.Option(_DEFAULTS.l2, "--l2", help="L2 strength: adds l2/2·Σw² to the mean loss (= SGD weight_decay)."),
+    l1: float = typer.Option(_DEFAULTS.l1, "--l1", help="L1 strength: adds l1·Σ|w| to the mean loss."),
+    dropout: float = typer.Option(_DEFAULTS.p, "--dropout", help="Drop probability p after hidden layers, in [0, 1)."),
+    input_dropout: float = typer.Option(_DEFAULTS.input_p, "--input-dropout", help="Drop probability on the input, in [0, 1)."),
+    patience: int = typer.Option(_DEFAULTS.patience, "--patience", help="Early-stopping patience in epochs."),
     seeds: int = typer.Option(3, "--seeds", min=1, help="Number of seeds (0, 1, ...) per strategy."),
     epochs: int = typer.Option(DEFAULT_EPOCHS, "--epochs", min=1, help="Epoch budget of every run."),
     lr: str = typer.Option(
@@ -72,6 +80,7 @@ def compare(
         lr=lr,
         batch_size=batch_size,
         name=name,
+        defaults=StrategyDefaults(l2=l2, l1=l1, p=dropout, input_p=input_dropout, patience=patience),
     )
     spec = options.to_spec()
     out = prepare_output_folder(out)
@@ -106,10 +115,14 @@ def compare(
 
 def results_table(summaries, title: str) -> Table:
     """Build the terminal table: accuracies in percent with 95% intervals over seeds."""
-    table = Table(title=title, caption="mean ± 95% interval over seeds; ✓ = test accuracy above the baseline's (paired over seeds)")
+    table = Table(
+        title=title,
+        caption="accuracies in %: mean±95% interval over seeds; ✓ = test accuracy above the baseline's, paired over seeds",
+        box=box.SIMPLE_HEAD,
+    )
     table.add_column("strategy", no_wrap=True)
-    for column in ("lr", "train %", "val %", "test %", "gap", "Δ test", "epoch", "seconds"):
-        table.add_column(column, justify="right")
+    for column in ("lr", "train", "val", "test", "gap", "Δ test", "epoch", "seconds"):
+        table.add_column(column, justify="right", no_wrap=column in ("lr", "epoch", "seconds"))
     for summary in summaries:
         comparison = summary.vs_baseline
         delta = "" if comparison is None else comparison.difference.format(100) + (" ✓" if comparison.better else "")

@@ -12,7 +12,7 @@ from reglab.study.report import build_report, render_report
 from reglab.study.runner import StudyProgress, StudyResult, run_study
 from reglab.study.spec import StudySpec, default_study_name
 from reglab.study.store import RunStore
-from reglab.study.strategies import resolve_strategies
+from reglab.study.strategies import STRATEGY_NAMES, StrategyDefaults, resolve_strategies
 from reglab.study.summary import StrategySummary, summarize, write_results_csv, write_summary_csv
 from reglab.training.config import OptimizerSettings, validate
 
@@ -29,13 +29,14 @@ class CompareOptions:
     model: str = "mlp:512,512"
     strategies: list[str] | None = None
     seeds: int = 3
-    epochs: int = 30
+    epochs: int = 50
     lr: str | float = "auto"
     batch_size: int = 128
     name: str | None = None
+    defaults: StrategyDefaults = StrategyDefaults()
 
     def to_spec(self) -> StudySpec:
-        strategies = resolve_strategies(self.strategies or ["baseline", "l2", "l1", "dropout", "early-stopping", "augment", "combined"])
+        strategies = resolve_strategies(self.strategies or list(STRATEGY_NAMES), self.defaults)
         if self.seeds < 1:
             raise ConfigError(f"compare: seeds must be an int >= 1, got {self.seeds!r}.")
 

@@ -32,7 +32,7 @@ class StudySpec(_Settings):
     model: str = "mlp:512,512"
     strategies: dict[str, StrategyConfig]
     seeds: list[int] = Field(default_factory=lambda: [0, 1, 2], min_length=1)
-    epochs: int = Field(30, ge=1)
+    epochs: int = Field(50, ge=1)
     batch_size: int = Field(128, ge=1)
     optimizer: OptimizerSettings = OptimizerSettings()
     lr_grid: list[float] | None = Field(default_factory=lambda: list(DEFAULT_LR_GRID))

@@ -26,12 +26,12 @@ class Interval:
         return self.mean + self.half_width
 
     def format(self, scale: float = 1.0, digits: int = 2) -> str:
-        """Format as ``93.12 ± 0.40`` (or just the mean when there is one value)."""
+        """Format as ``93.12±0.40`` (or just the mean when there is one value)."""
         if math.isnan(self.mean):
             return "–"
         if math.isnan(self.half_width):
             return f"{self.mean * scale:.{digits}f}"
-        return f"{self.mean * scale:.{digits}f} ± {self.half_width * scale:.{digits}f}"
+        return f"{self.mean * scale:.{digits}f}±{self.half_width * scale:.{digits}f}"
 
 
 def mean_interval(values: Sequence[float], confidence: float = 0.95) -> Interval:

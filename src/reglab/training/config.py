@@ -33,13 +33,19 @@ class DropoutSettings(_Settings):
 
 
 class EarlyStoppingSettings(_Settings):
-    """Arguments of :class:`reglab.EarlyStopping`; ``patience`` counts epochs."""
+    """Arguments of :class:`reglab.EarlyStopping`; ``patience`` counts epochs.
+
+    With ``refit``, the run selects the number of epochs on validation data, then trains a
+    fresh model on training plus validation data for that many epochs, and that model is the
+    one whose sealed test set is evaluated.
+    """
 
     monitor: str = "val_loss"
     mode: Literal["min", "max", "auto"] = "auto"
     patience: int = Field(10, ge=0)
     min_delta: float = Field(0.0, ge=0.0)
     restore_best_weights: bool = True
+    refit: bool = False
 
 
 class StrategyConfig(_Settings):
@@ -73,7 +79,8 @@ class StrategyConfig(_Settings):
             parts.append("augment")
         if self.early_stopping is not None:
             es = self.early_stopping
-            parts.append(f"early stopping({es.monitor}, patience={es.patience})")
+            refit = ", refit on train+validation" if es.refit else ""
+            parts.append(f"early stopping({es.monitor}, patience={es.patience}{refit})")
         return ", ".join(parts) or "no regularization"
 
 

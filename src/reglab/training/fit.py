@@ -116,28 +116,8 @@ def _fit(
     evaluate_test: bool,
 ) -> RunResult:
     started = time.perf_counter()
-    reg = config.regularization
-    lr = reg.lr if reg.lr is not None else config.optimizer.lr
-
-    # Model, optimizer and regularizers.
-    dropout = reg.dropout
-    model = build_model(
-        config.model,
-        tuple(split.train.x.shape[1:]),
-        split.num_classes,
-        input_p=dropout.input_p if dropout else 0.0,
-        hidden_p=dropout.p if dropout else 0.0,
-        dropout_mode=dropout.mode if dropout else "inverted",
-    ).to(device)
-    optimizer = build_optimizer(model, config.optimizer, lr)
-    penalties = [penalty for penalty in (L2(reg.l2) if reg.l2 else None, L1(reg.l1) if reg.l1 else None) if penalty]
-    check_optimizer(optimizer, penalties)
-    max_norm = MaxNorm(reg.max_norm) if reg.max_norm is not None else None
     stopper = _build_early_stopping(config)
-    augmentation = _build_augmentation(config, split) if reg.augment else None
-
-    data_generator = torch.Generator().manual_seed(config.seed)
-    augment_generator = torch.Generator(device=device).manual_seed(config.seed + 1)
+    trainer = _Trainer(config, split, device)
 
     # Training.
     history: list[dict[str, float]] = []
@@ -146,46 +126,34 @@ def _fit(
     eval_seconds = 0.0
     for epoch in range(1, config.epochs + 1):
         epoch_started = time.perf_counter()
-        model.train()
-        for xb, yb in iterate_minibatches(
-            split.train.x, split.train.y, config.batch_size, shuffle=True, generator=data_generator
-        ):
-            if augmentation is not None:
-                xb = augmentation(xb, generator=augment_generator)
-            loss = F.cross_entropy(model(split.normalize(xb)), yb)
-            for penalty in penalties:
-                loss = loss + penalty(model)
-            if not torch.isfinite(loss):
-                raise TrainingError(
-                    f"the training loss became {loss.item()} in epoch {epoch} of strategy "
-                    f"{config.strategy!r} (seed {config.seed}); lower the learning rate (lr={lr:g})."
-                )
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            if max_norm is not None:
-                max_norm(model)
+        trainer.train_epoch(split.train.x, split.train.y, epoch)
         train_seconds += time.perf_counter() - epoch_started
 
         eval_started = time.perf_counter()
-        row = _measure(model, split)
+        row = _measure(trainer.model, split)
         eval_seconds += time.perf_counter() - eval_started
         row = {"epoch": epoch, **row, "seconds": time.perf_counter() - epoch_started}
         history.append(row)
         if on_epoch_end is not None:
             on_epoch_end(epoch, row)
 
-        if stopper is not None and stopper.step(epoch, row, model):
+        if stopper is not None and stopper.step(epoch, row, trainer.model):
             reason = stopper.reason
             break
 
     # Model selection, then the single test evaluation.
+    model = trainer.model
     best_epoch = len(history)
     if stopper is not None:
         stopper.finish(model, reason=reason)
         if stopper.best_epoch is not None and stopper.restore_best_weights:
             best_epoch = stopper.best_epoch
     final_metrics = _measure(model, split)
+
+    settings = config.regularization.early_stopping
+    if settings is not None and settings.refit:
+        model = _refit(config, split, device, best_epoch)
+        final_metrics = {**final_metrics, **{f"refit_{key}": value for key, value in _measure(model, split).items()}}
 
     check_eval_deterministic(model, split.normalize(split.val.x[:64]))
     test_metrics: dict[str, float] = {}
@@ -213,6 +181,69 @@ def _fit(
     )
 
 
+class _Trainer:
+    """The model, optimizer, regularizers and generators of one run, and its epoch step."""
+
+    def __init__(self, config: RunConfig, split: Split, device: torch.device) -> None:
+        reg = config.regularization
+        self.config = config
+        self.split = split
+        self.lr = reg.lr if reg.lr is not None else config.optimizer.lr
+
+        dropout = reg.dropout
+        self.model = build_model(
+            config.model,
+            tuple(split.train.x.shape[1:]),
+            split.num_classes,
+            input_p=dropout.input_p if dropout else 0.0,
+            hidden_p=dropout.p if dropout else 0.0,
+            dropout_mode=dropout.mode if dropout else "inverted",
+        ).to(device)
+        self.optimizer = build_optimizer(self.model, config.optimizer, self.lr)
+        self.penalties = [p for p in (L2(reg.l2) if reg.l2 else None, L1(reg.l1) if reg.l1 else None) if p]
+        check_optimizer(self.optimizer, self.penalties)
+        self.max_norm = MaxNorm(reg.max_norm) if reg.max_norm is not None else None
+        self.augmentation = _build_augmentation(config, split) if reg.augment else None
+
+        self.data_generator = torch.Generator().manual_seed(config.seed)
+        self.augment_generator = torch.Generator(device=device).manual_seed(config.seed + 1)
+
+    def train_epoch(self, x: torch.Tensor, y: torch.Tensor, epoch: int) -> None:
+        """Run one epoch of minibatch training on ``(x, y)``, images still in [0, 1]."""
+        self.model.train()
+        for xb, yb in iterate_minibatches(x, y, self.config.batch_size, shuffle=True, generator=self.data_generator):
+            if self.augmentation is not None:
+                xb = self.augmentation(xb, generator=self.augment_generator)
+            loss = F.cross_entropy(self.model(self.split.normalize(xb)), yb)
+            for penalty in self.penalties:
+                loss = loss + penalty(self.model)
+            if not torch.isfinite(loss):
+                raise TrainingError(
+                    f"the training loss became {loss.item()} in epoch {epoch} of strategy "
+                    f"{self.config.strategy!r} (seed {self.config.seed}); lower the learning rate (lr={self.lr:g})."
+                )
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            if self.max_norm is not None:
+                self.max_norm(self.model)
+
+
+def _refit(config: RunConfig, split: Split, device: torch.device, epochs: int) -> nn.Module:
+    """Train a fresh model on training plus validation data for ``epochs`` epochs.
+
+    The model starts from the same seed as the selection run, and inputs are normalized with
+    the training split's statistics, as in the selection run.
+    """
+    torch.manual_seed(config.seed)
+    trainer = _Trainer(config, split, device)
+    x = torch.cat([split.train.x, split.val.x])
+    y = torch.cat([split.train.y, split.val.y])
+    for epoch in range(1, epochs + 1):
+        trainer.train_epoch(x, y, epoch)
+    return trainer.model
+
+
 def _measure(model: nn.Module, split: Split) -> dict[str, float]:
     train_loss, train_acc = evaluate(model, split.train.x, split.train.y, transform=split.normalize)
     val_loss, val_acc = evaluate(model, split.val.x, split.val.y, transform=split.normalize)
@@ -229,7 +260,7 @@ def _build_early_stopping(config: RunConfig) -> EarlyStopping | None:
     settings = config.regularization.early_stopping
     if settings is None:
         return None
-    return EarlyStopping(**settings.model_dump())
+    return EarlyStopping(**settings.model_dump(exclude={"refit"}))
 
 
 def _build_augmentation(config: RunConfig, split: Split) -> nn.Module:

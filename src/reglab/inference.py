@@ -132,9 +132,16 @@ def _mc_logits(model: nn.Module, x: Tensor, samples: int) -> Iterator[Tensor]:
         return
 
     hidden = prefix(x)
+    clone = isinstance(hidden, Tensor) and _may_write_input(rest)
     for _ in range(samples):
-        # A clone per pass, because the first stochastic layer may work in place.
-        yield rest(hidden.clone() if isinstance(hidden, Tensor) else hidden)
+        # A clone per pass when the first layer may work in place and overwrite ``hidden``.
+        yield rest(hidden.clone() if clone else hidden)
+
+
+def _may_write_input(module: nn.Module) -> bool:
+    """Return False only when ``module``'s first layer is a dropout layer with ``inplace=False``."""
+    first = module[0] if isinstance(module, nn.Sequential) and len(module) > 0 else module
+    return not (is_stochastic_layer(first) and getattr(first, "inplace", None) is False)
 
 
 def mc_predict(

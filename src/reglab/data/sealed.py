@@ -100,6 +100,22 @@ class SealedTestSet:
         moved._accesses = self._accesses
         return moved
 
+    def unopened_copy(self) -> SealedTestSet:
+        """Return a copy that shares the tensors and starts with an empty access record.
+
+        Use it to give several runs on the same split one sealed test set each, so that each
+        run records its own single access.
+
+        Raises:
+            SealedTestSetError: this test set was already opened.
+        """
+        if self._accesses:
+            raise SealedTestSetError(
+                f"the test set of split seed={self._seed} was already opened; copy it before the "
+                "first access, or make a new split with make_split."
+            )
+        return SealedTestSet(self._x, self._y, seed=self._seed)
+
     def __len__(self) -> int:
         return len(self._y)
 

@@ -90,4 +90,7 @@ def dropout(
         x.masked_fill_(~mask, 0.0)
         return x.div_(keep) if scale else x
     values = x / keep if scale else x
-    return torch.where(mask, values, 0.0)
+    # A product with the mask costs less than torch.where (forward and backward): in a
+    # profile of a 784-100-50-10 training step on CPU, torch.where took most of dropout's time.
+    # Like torch.nn.functional.dropout, a dropped infinite or NaN input gives NaN, not 0.
+    return values * mask

@@ -1,0 +1,511 @@
+"""Train several configurations of one MLP at once and return one RunResult per configuration.
+
+:func:`fit_batched` trains K configurations with a :class:`~reglab.training.batched.BatchedMLP`
+and returns what :func:`reglab.training.fit.fit` returns for each of them. What the members
+share and what each keeps:
+
+* Shared: the training data, the minibatch order (one permutation per epoch) and the
+  evaluation batches. Every member therefore needs the same data set, model spec, batch
+  size and split fractions, and SGD as its optimizer.
+* Per member, drawn from its own ``config.seed`` exactly as :func:`fit` draws them: the
+  initialization, the dropout masks (a generator that continues the seeded global stream
+  after the initialization) and the augmentation (a generator seeded with ``seed + 1``).
+  Its learning rate, momentum, L2 and L1 strengths, max-norm, dropout settings, epoch limit
+  and early stopping are its own too.
+
+Without ``data_seed``, every member must have the same seed, and the minibatch order is the
+one :func:`fit` draws for that seed. Each member then follows :func:`fit`'s computation up
+to floating-point rounding, because batched and single matrix products round differently.
+Those differences grow over many SGD steps. With ``data_seed``, members may have different
+seeds, and the order comes from ``data_seed``.
+
+A member that stops early is removed from the batch at the end of that epoch, so its kept
+weights no longer change and it costs no more compute.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from reglab.augment import check_transforms_for_dataset, default_augmentation
+from reglab.data import Split, iterate_minibatches
+from reglab.early_stopping import EarlyStopping, StopReason
+from reglab.errors import ConfigError
+from reglab.nn.checks import check_eval_deterministic
+from reglab.nn.models import build_model, parse_model_spec
+from reglab.penalties import weight_report
+from reglab.training.batched import BatchedMLP, MemberSettings, member_model
+from reglab.training.config import RunConfig
+from reglab.training.evaluate import evaluate
+from reglab.training.fit import RunResult, TrainingError
+
+logger = logging.getLogger(__name__)
+
+MemberEpochCallback = Callable[[int, int, dict[str, float]], None]
+
+# Settings that every member of a batch must share, because they decide the data and the
+# shapes that all members see.
+_SHARED_SETTINGS = ("dataset", "model", "batch_size", "val_fraction", "test_fraction")
+_METRICS = ("train_loss", "train_acc", "val_loss", "val_acc", "gap")
+
+
+def batching_problem(configs: Sequence[RunConfig], *, same_seed: bool = True) -> str | None:
+    """Return why ``configs`` cannot be trained together by :func:`fit_batched`, or None.
+
+    Args:
+        configs: the configurations.
+        same_seed: also require one seed, which keeps each member's minibatch order equal
+            to the one :func:`reglab.training.fit.fit` draws.
+    """
+    if not configs:
+        return "no configurations were given"
+    for name in _SHARED_SETTINGS + (("seed",) if same_seed else ()):
+        values = sorted({str(getattr(config, name)) for config in configs})
+        if len(values) > 1:
+            return f"the configurations differ in {name} ({', '.join(values)})"
+    for config in configs:
+        if config.optimizer.name != "sgd":
+            return f"strategy {config.strategy!r} uses the optimizer {config.optimizer.name!r}; only 'sgd' is batched"
+        settings = config.regularization.early_stopping
+        if settings is not None and settings.refit:
+            return f"strategy {config.strategy!r} refits on training plus validation data, which is not batched"
+    return None
+
+
+def fit_batched(
+    configs: Sequence[RunConfig],
+    split: Split | Sequence[Split],
+    device: str | torch.device = "cpu",
+    *,
+    data_seed: int | None = None,
+    on_epoch_end: MemberEpochCallback | None = None,
+    evaluate_test: bool = True,
+    errors: str = "raise",
+    dtype: torch.dtype = torch.float32,
+) -> list[Any]:
+    """Train ``configs`` at once and return one :class:`RunResult` per configuration.
+
+    Each result has the fields that :func:`reglab.training.fit.fit` fills: the per-epoch
+    history (metrics in eval mode on non-augmented data), ``best_epoch``, ``stop_reason``,
+    ``final_metrics`` of the kept weights, and the test metrics of one sealed test access.
+    ``final_metrics`` is the history row of ``best_epoch``, which measured those weights.
+    ``timings`` gives each member an equal share of the batch's seconds and adds
+    ``batched_members`` (K) and ``batch_seconds`` (the whole batch's time).
+
+    Args:
+        configs: the K configurations; :func:`batching_problem` says whether they fit together.
+        split: the split to train on. One :class:`Split` per configuration gives each
+            member its own sealed test set, opened once. A single split is shared: its test
+            set is opened once for all members, and every member records that access. All
+            splits must hold the same data (same data set, seed and fractions).
+        device: where to train, e.g. ``"cpu"`` or ``"cuda"``.
+        data_seed: the seed of the minibatch order. None requires every configuration to
+            have the same seed and uses it, as :func:`fit` does.
+        on_epoch_end: called with the member's index in ``configs``, the 1-based epoch and
+            that epoch's history row.
+        evaluate_test: False keeps every test set sealed and leaves ``test_metrics`` empty.
+        errors: ``"raise"`` raises the first :class:`TrainingError` (a NaN or infinite
+            loss) after the other members have finished; ``"return"`` puts the error in the
+            failed member's place in the returned list.
+        dtype: the floating-point type of weights and activations.
+
+    Returns:
+        One :class:`RunResult` per configuration, in order; with ``errors="return"``, a
+        :class:`TrainingError` in place of each failed member.
+
+    Raises:
+        ConfigError: the configurations cannot be batched, or the splits differ.
+        TrainingError: with ``errors="raise"``, a member's loss became NaN or infinite.
+        SealedTestSetError: a test set was already opened.
+    """
+    configs = list(configs)
+    if errors not in ("raise", "return"):
+        raise ConfigError(f"fit_batched: errors must be 'raise' or 'return', got {errors!r}.")
+    problem = batching_problem(configs, same_seed=data_seed is None)
+    if problem is not None:
+        raise ConfigError(f"fit_batched: {problem}; train these configurations one at a time with fit().")
+    splits = _check_splits(configs, split)
+
+    device = torch.device(device)
+    devices = [device.index or 0] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        trainer = _BatchedTrainer(configs, splits[0].to(device), device, dtype, data_seed)
+        outcomes = trainer.train(on_epoch_end)
+    return _results(configs, splits, device, trainer, outcomes, evaluate_test, errors)
+
+
+def _check_splits(configs: list[RunConfig], split: Split | Sequence[Split]) -> list[Split]:
+    splits = [split] * len(configs) if isinstance(split, Split) else list(split)
+    if len(splits) != len(configs):
+        raise ConfigError(f"fit_batched: expected one split or {len(configs)} splits, got {len(splits)}.")
+    first = splits[0]
+    for other in splits[1:]:
+        same = (
+            other.dataset == first.dataset
+            and other.seed == first.seed
+            and other.val_fraction == first.val_fraction
+            and other.test_fraction == first.test_fraction
+        )
+        if not same:
+            raise ConfigError(
+                f"fit_batched: every split must hold the same data, got {first!r} and {other!r}; "
+                "make them with make_split(dataset, seed=...) and the same seed and fractions."
+            )
+    return splits
+
+
+class _Outcome:
+    """What training left for one member: its history, stop and kept weights."""
+
+    def __init__(self, stopper: EarlyStopping | None) -> None:
+        self.stopper = stopper
+        self.history: list[dict[str, float]] = []
+        self.reason = StopReason.MAX_EPOCHS
+        self.best_state: list[Tensor] | None = None
+        self.final_state: list[Tensor] | None = None
+        self.error: TrainingError | None = None
+
+
+class _BatchedTrainer:
+    """The batched model, generators, early stopping and epoch loop of one call."""
+
+    def __init__(
+        self, configs: list[RunConfig], split: Split, device: torch.device, dtype: torch.dtype, data_seed: int | None
+    ) -> None:
+        self.configs = configs
+        self.split = split
+        self.device = device
+        self.dtype = dtype
+        input_shape = tuple(split.train.x.shape[1:])
+        self.input_shape = input_shape
+        spec = parse_model_spec(configs[0].model)
+
+        models, settings, mask_generators = [], [], []
+        for config in configs:
+            model, generator = _init_member(config, input_shape, split.num_classes, device)
+            models.append(model.to(device=device, dtype=dtype))
+            settings.append(_member_settings(config))
+            mask_generators.append(generator)
+        self.engine = BatchedMLP.from_models(spec, input_shape, split.num_classes, models, settings, mask_generators)
+
+        self.data_generator = torch.Generator().manual_seed(configs[0].seed if data_seed is None else data_seed)
+        self.augmentations: list[nn.Module | None] = []
+        self.augment_generators: list[torch.Generator | None] = []
+        for config in configs:
+            if config.regularization.augment:
+                augmentation = default_augmentation(config.dataset, input_shape)
+                check_transforms_for_dataset(augmentation, config.dataset)
+                self.augmentations.append(augmentation)
+                self.augment_generators.append(torch.Generator(device=device).manual_seed(config.seed + 1))
+            else:
+                self.augmentations.append(None)
+                self.augment_generators.append(None)
+
+        # active[i] is the index in configs of the engine's member i.
+        self.active = list(range(len(configs)))
+        self.outcomes = [_Outcome(_build_early_stopping(config)) for config in configs]
+        self.train_seconds = 0.0
+        self.eval_seconds = 0.0
+
+    def train(self, on_epoch_end: MemberEpochCallback | None) -> list[_Outcome]:
+        max_epochs = max(config.epochs for config in self.configs)
+        for epoch in range(1, max_epochs + 1):
+            if not self.active:
+                break
+            started = time.perf_counter()
+            self._train_epoch(epoch)
+            self.train_seconds += time.perf_counter() - started
+            if not self.active:
+                break
+
+            eval_started = time.perf_counter()
+            rows = self._measure()
+            self.eval_seconds += time.perf_counter() - eval_started
+            seconds = (time.perf_counter() - started) / len(self.active)
+            stopped = []
+            for position, member in enumerate(self.active):
+                row = {"epoch": epoch, **rows[position], "seconds": seconds}
+                if self._record_epoch(position, member, epoch, row, on_epoch_end):
+                    stopped.append(position)
+            self._remove(stopped)
+
+        for position, member in enumerate(self.active):
+            self.outcomes[member].final_state = self.engine.member_state(position)
+        return self.outcomes
+
+    def _record_epoch(
+        self, position: int, member: int, epoch: int, row: dict[str, float], on_epoch_end: MemberEpochCallback | None
+    ) -> bool:
+        """Add ``row`` to the member's history; return True when the member stops training."""
+        outcome = self.outcomes[member]
+        outcome.history.append(row)
+        if on_epoch_end is not None:
+            on_epoch_end(member, epoch, row)
+
+        stopper = outcome.stopper
+        if stopper is not None:
+            should_stop = stopper.step(epoch, row)
+            if stopper.restore_best_weights and stopper.best_epoch == epoch:
+                outcome.best_state = self.engine.member_state(position)
+            if should_stop:
+                outcome.reason = stopper.reason
+                return True
+        return epoch >= self.configs[member].epochs
+
+    def _remove(self, positions: list[int]) -> None:
+        """Take the members at ``positions`` out of the batch, keeping their last weights."""
+        if not positions:
+            return
+        for position in positions:
+            self.outcomes[self.active[position]].final_state = self.engine.member_state(position)
+        kept = [position for position in range(len(self.active)) if position not in positions]
+        self.active = [self.active[position] for position in kept]
+        self.augmentations = [self.augmentations[position] for position in kept]
+        self.augment_generators = [self.augment_generators[position] for position in kept]
+        if kept:
+            self.engine.select(kept)
+
+    def _train_epoch(self, epoch: int) -> None:
+        split, engine = self.split, self.engine
+        batches = iterate_minibatches(
+            split.train.x, split.train.y, self.configs[0].batch_size, shuffle=True, generator=self.data_generator
+        )
+        for xb, yb in batches:
+            inputs = self._inputs(xb)
+            logits = engine.forward(inputs, training=True)
+            k, batch, classes = logits.shape
+            cross_entropy = F.cross_entropy(logits.reshape(k * batch, classes), yb.repeat(k), reduction="none")
+            losses = cross_entropy.view(k, batch).mean(dim=1) + engine.penalties()
+
+            finite = torch.isfinite(losses)
+            all_finite = bool(finite.all())
+            engine.zero_grad()
+            torch.where(finite, losses, 0.0).sum().backward()
+            engine.sgd_step()
+            engine.apply_max_norm()
+            if not all_finite:
+                self._fail(finite, losses.detach(), epoch)
+                if not self.active:
+                    return
+
+    def _inputs(self, xb: Tensor) -> Tensor:
+        """Return the normalized batch, shared ``[B, ...]`` or per member ``[K, B, ...]``."""
+        xb = xb.to(self.dtype)
+        if all(augmentation is None for augmentation in self.augmentations):
+            return self.split.normalize(xb)
+
+        # Members with the same seed draw the same augmentation, so it is computed once per seed.
+        augmented: dict[int, Tensor] = {}
+        per_member = []
+        for position, augmentation in enumerate(self.augmentations):
+            if augmentation is None:
+                per_member.append(xb)
+                continue
+            seed = self.configs[self.active[position]].seed
+            if seed not in augmented:
+                augmented[seed] = augmentation(xb, generator=self.augment_generators[position])
+            per_member.append(augmented[seed])
+        return self.split.normalize(torch.stack(per_member))
+
+    def _fail(self, finite: Tensor, losses: Tensor, epoch: int) -> None:
+        failed = [position for position, ok in enumerate(finite.tolist()) if not ok]
+        for position in failed:
+            member = self.active[position]
+            config = self.configs[member]
+            outcome = self.outcomes[member]
+            lr = self.engine.settings[position].lr
+            outcome.error = TrainingError(
+                f"the training loss became {losses[position].item()} in epoch {epoch} of strategy "
+                f"{config.strategy!r} (seed {config.seed}); lower the learning rate (lr={lr:g})."
+            )
+        self._remove(failed)
+
+    @torch.no_grad()
+    def _measure(self) -> list[dict[str, float]]:
+        train = self._evaluate(self.split.train.x, self.split.train.y)
+        val = self._evaluate(self.split.val.x, self.split.val.y)
+        rows = []
+        for (train_loss, train_acc), (val_loss, val_acc) in zip(train, val):
+            rows.append(
+                {
+                    "train_loss": train_loss,
+                    "train_acc": train_acc,
+                    "val_loss": val_loss,
+                    "val_acc": val_acc,
+                    "gap": train_acc - val_acc,
+                }
+            )
+        return rows
+
+    def _evaluate(self, x: Tensor, y: Tensor, batch_size: int = 2048) -> list[tuple[float, float]]:
+        """Return each active member's ``(mean cross-entropy, accuracy)`` in eval mode."""
+        k = self.engine.size
+        total_loss = torch.zeros(k, dtype=torch.float64, device=self.device)
+        correct = torch.zeros(k, dtype=torch.long, device=self.device)
+        for start in range(0, len(x), batch_size):
+            xb = self.split.normalize(x[start : start + batch_size].to(self.dtype))
+            yb = y[start : start + batch_size]
+            # One product per member (an expanded input), because the rounding of the shared
+            # product [B, in] @ [in, K·out] can depend on K: at B = 2048 it did with MKL.
+            logits = self.engine.forward(xb.expand(k, *xb.shape), training=False)
+            _, batch, classes = logits.shape
+            losses = F.cross_entropy(logits.reshape(k * batch, classes), yb.repeat(k), reduction="none")
+            # One sum per member row, so that a member's value does not depend on K.
+            member_losses = losses.view(k, batch)
+            total_loss += torch.stack([row.sum() for row in member_losses]).double()
+            correct += (logits.argmax(dim=2) == yb).sum(dim=1)
+        n = max(len(x), 1)
+        return [(loss / n, hits / n) for loss, hits in zip(total_loss.tolist(), correct.tolist())]
+
+
+def _init_member(
+    config: RunConfig, input_shape: tuple[int, ...], num_classes: int, device: torch.device
+) -> tuple[nn.Sequential, torch.Generator | None]:
+    """Build the member's network from its seed, as :func:`fit` does, and its mask generator.
+
+    :func:`fit` seeds the global RNG, builds the network on CPU and then draws the dropout
+    masks from the global RNG of the training device. The generator returned here continues
+    that stream: on CPU it takes the global state after the initialization, and on another
+    device it is that device's generator seeded with ``config.seed``.
+    """
+    reg = config.regularization
+    dropout = reg.dropout
+    torch.manual_seed(config.seed)
+    model = build_model(
+        config.model,
+        input_shape,
+        num_classes,
+        input_p=dropout.input_p if dropout else 0.0,
+        hidden_p=dropout.p if dropout else 0.0,
+        dropout_mode=dropout.mode if dropout else "inverted",
+    )
+    if dropout is None or (dropout.p == 0 and dropout.input_p == 0):
+        return model, None
+    if device.type == "cpu":
+        generator = torch.Generator()
+        generator.set_state(torch.get_rng_state())
+    else:
+        # NOTE: not run on a GPU yet; it assumes a fresh generator seeded with config.seed
+        # draws what the device's default generator draws after torch.manual_seed(config.seed).
+        generator = torch.Generator(device=device).manual_seed(config.seed)
+    return model, generator
+
+
+def _member_settings(config: RunConfig) -> MemberSettings:
+    reg = config.regularization
+    dropout = reg.dropout
+    return MemberSettings(
+        lr=reg.lr if reg.lr is not None else config.optimizer.lr,
+        momentum=config.optimizer.momentum,
+        l2=reg.l2,
+        l1=reg.l1,
+        max_norm=reg.max_norm,
+        input_p=dropout.input_p if dropout else 0.0,
+        hidden_p=dropout.p if dropout else 0.0,
+        dropout_mode=dropout.mode if dropout else "inverted",
+    )
+
+
+def _build_early_stopping(config: RunConfig) -> EarlyStopping | None:
+    settings = config.regularization.early_stopping
+    if settings is None:
+        return None
+    return EarlyStopping(**settings.model_dump(exclude={"refit"}))
+
+
+def _results(
+    configs: list[RunConfig],
+    splits: list[Split],
+    device: torch.device,
+    trainer: _BatchedTrainer,
+    outcomes: list[_Outcome],
+    evaluate_test: bool,
+    errors: str,
+) -> list[Any]:
+    """Hand every member back as an ``nn.Sequential`` and evaluate it as :func:`fit` does.
+
+    The training and validation data come from the trainer's split, already on ``device``.
+    Only the member's own test set is opened and moved there.
+    """
+    k = len(configs)
+    data = trainer.split
+    shared_split = all(split is splits[0] for split in splits)
+    shared_test: Any = None
+    results: list[Any] = []
+    for member, (config, outcome) in enumerate(zip(configs, outcomes)):
+        if outcome.error is not None:
+            results.append(outcome.error)
+            continue
+        started = time.perf_counter()
+        split = splits[member]
+        best_epoch = len(outcome.history)
+        state = outcome.final_state
+        stopper = outcome.stopper
+        if stopper is not None:
+            stopper.finish(None, reason=outcome.reason)
+            if stopper.best_epoch is not None and stopper.restore_best_weights:
+                best_epoch = stopper.best_epoch
+                state = outcome.best_state
+        assert state is not None
+        model = member_model(
+            trainer.engine.spec, trainer.input_shape, data.num_classes, _member_settings(config), state
+        )
+        # The kept weights are those of epoch best_epoch, which the batched evaluation
+        # already measured, so its row gives the final metrics without another pass.
+        kept_row = outcome.history[best_epoch - 1]
+        final_metrics = {key: kept_row[key] for key in _METRICS}
+
+        check_eval_deterministic(model, data.normalize(data.val.x[:64].to(trainer.dtype)))
+        test_metrics: dict[str, float] = {}
+        if evaluate_test:
+            if not shared_split or shared_test is None:
+                purpose = f"final evaluation of strategy {config.strategy!r}, seed {config.seed}"
+                if shared_split and k > 1:
+                    purpose = f"final evaluation of {k} batched strategies, seed {config.seed}"
+                opened = split.test.open(purpose)
+                shared_test = (opened.x.to(device=device, dtype=trainer.dtype), opened.y.to(device))
+            test_x, test_y = shared_test
+            test_loss, test_acc = evaluate(model, test_x, test_y, transform=data.normalize)
+            test_metrics = {"test_loss": test_loss, "test_acc": test_acc}
+
+        batch_seconds = trainer.train_seconds + trainer.eval_seconds
+        results.append(
+            RunResult(
+                config=config,
+                history=outcome.history,
+                best_epoch=best_epoch,
+                stop_reason=outcome.reason.value,
+                final_metrics=final_metrics,
+                test_metrics=test_metrics,
+                test_accesses=list(split.test.accesses),
+                split=split.describe(),
+                timings={
+                    "train_seconds": trainer.train_seconds / k,
+                    "eval_seconds": trainer.eval_seconds / k,
+                    "total_seconds": batch_seconds / k + time.perf_counter() - started,
+                    "batched_members": k,
+                    "batch_seconds": batch_seconds,
+                },
+                weight_stats=[_as_dict(stats) for stats in weight_report(model)],
+                model=model,
+            )
+        )
+
+    if errors == "raise":
+        for result in results:
+            if isinstance(result, TrainingError):
+                raise result
+    return results
+
+
+def _as_dict(stats: Any) -> dict[str, Any]:
+    if hasattr(stats, "_asdict"):
+        return dict(stats._asdict())
+    return dict(vars(stats))

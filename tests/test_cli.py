@@ -101,3 +101,19 @@ def test_console_script_error_has_no_traceback(tmp_path):
     assert completed.returncode == 2
     assert "nope" in completed.stderr
     assert "Traceback" not in completed.stderr
+
+
+FASHION = "/usr/share/datasets/fashion-mnist"
+
+
+@pytest.mark.skipif(not __import__("os").path.isdir(FASHION), reason="needs Debian's dataset-fashion-mnist")
+def test_compare_on_debian_fashion_mnist(tmp_path):
+    result = invoke(
+        "compare", "--dataset", "fashion-mnist", "--model", "mlp:64", "--seeds", "1", "--epochs", "1",
+        "--strategies", "augment", "--lr", "0.05", "--out", str(tmp_path), "--quiet",
+    )  # fmt: skip
+
+    assert result.exit_code == 0, result.output
+    rows = (tmp_path / "fashion-mnist_mlp-64" / "results.csv").read_text().splitlines()
+    assert len(rows) == 3
+    assert "augment" in result.output

@@ -91,7 +91,8 @@ def test_study_records_failed_run_and_goes_on(tiny_spec, tmp_path, monkeypatch):
 
     monkeypatch.setattr("reglab.study.runner.fit", failing_fit)
     with RunStore(tmp_path / "reglab.db") as store:
-        result = run_study(tiny_spec, store)
+        # One run at a time, so that every run goes through the patched fit().
+        result = run_study(tiny_spec, store, batched=False)
 
     assert len(result.runs) == 5
     assert [(f["strategy"], f["seed"]) for f in result.failures] == [("l2", 1)]

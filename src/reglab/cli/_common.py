@@ -12,7 +12,13 @@ from rich.console import Console
 
 from reglab.errors import ConfigError, ReglabError
 
+# Output that goes to a file or a pipe has no terminal width, and rich would assume 80
+# columns and cut the numbers of the wider tables; 160 columns keeps every value whole.
+_PIPE_WIDTH = 160
+
 console = Console()
+if not console.is_terminal:
+    console.width = _PIPE_WIDTH
 error_console = Console(stderr=True)
 
 
@@ -70,3 +76,40 @@ DownloadOption = typer.Option(False, "--download", help="Download fashion-mnist 
 DeviceOption = typer.Option("cpu", "--device", help="Torch device to train on, e.g. cpu or cuda.")
 OutOption = typer.Option(Path("reglab-runs"), "--out", "-o", help="Output folder for reports and the run database.")
 QuietOption = typer.Option(False, "--quiet", "-q", help="Print only the final results, no progress bars.")
+
+
+def open_existing_store(out: Path) -> Any:
+    """Open ``out/reglab.db`` for reading, or raise ConfigError when there is none."""
+    from reglab.study.store import RunStore
+
+    database = out / "reglab.db"
+    if not database.is_file():
+        raise ConfigError(f"run database '{database}' not found; pass the folder that contains reglab.db with --out.")
+    return RunStore(database)
+
+
+def percent(value: float | None, digits: int = 2) -> str:
+    """Format a fraction as a percentage, or a dash for a missing value."""
+    return "–" if value is None else f"{value * 100:.{digits}f}"
+
+
+def parse_number_list(option: str, text: str) -> list[float]:
+    """Parse comma-separated numbers such as ``0,1e-3,0.1``, raising ConfigError that names the option."""
+    values = []
+    for item in parse_csv_list(text):
+        try:
+            values.append(float(item))
+        except ValueError:
+            raise ConfigError(f"{option} must be comma-separated numbers, got {text!r}.") from None
+    return values
+
+
+def parse_int_list(option: str, text: str) -> list[int]:
+    """Parse comma-separated integers such as ``16,64,256``, raising ConfigError that names the option."""
+    values = []
+    for item in parse_csv_list(text):
+        try:
+            values.append(int(item))
+        except ValueError:
+            raise ConfigError(f"{option} must be comma-separated integers, got {text!r}.") from None
+    return values

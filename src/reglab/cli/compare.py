@@ -30,6 +30,12 @@ _DEFAULTS = StrategyDefaults()
 
 
 def compare(
+    ctx: typer.Context,
+    study_file: Optional[Path] = typer.Argument(
+        None,
+        help="YAML study file (write an example with 'reglab init'). Options given explicitly override its values.",
+        show_default=False,
+    ),
     dataset: str = DatasetOption,
     model: str = ModelOption,
     strategies: str = typer.Option(
@@ -66,24 +72,63 @@ def compare(
     data_dir: Optional[Path] = DataDirOption,
     download: bool = DownloadOption,
     quiet: bool = QuietOption,
+    tensorboard: Optional[Path] = typer.Option(
+        None,
+        "--tensorboard",
+        help=(
+            "Also write each finished run's per-epoch metrics and test metrics as TensorBoard scalars under "
+            "DIR/STUDY (needs 'pip install tensorboard')."
+        ),
+    ),
 ) -> None:
     """Train a baseline and each regularization strategy over several seeds and compare them."""
     from reglab.cli._progress import RichProgress
     from reglab.study import CompareOptions, compare_study
 
-    options = CompareOptions(
-        dataset=dataset,
-        model=model,
-        strategies=parse_csv_list(strategies),
-        seeds=seeds,
-        epochs=epochs,
-        lr=lr,
-        batch_size=batch_size,
-        name=name,
-        defaults=StrategyDefaults(l2=l2, l1=l1, p=dropout, input_p=input_dropout, patience=patience),
-    )
-    spec = options.to_spec()
+    if study_file is not None:
+        from reglab.study.studyfile import StudyOverrides, load_study_file
+
+        def given(parameter: str, value: object) -> object:
+            """Return ``value`` when the option was given on the command line, else None."""
+            # Compared by name: typer 0.29 vendors its own click, whose ParameterSource is
+            # not the installed click's enum.
+            source = ctx.get_parameter_source(parameter)
+            return value if source is not None and source.name in ("COMMANDLINE", "ENVIRONMENT") else None
+
+        overrides = StudyOverrides(
+            name=given("name", name),
+            dataset=given("dataset", dataset),
+            model=given("model", model),
+            strategies=parse_csv_list(strategies) if given("strategies", strategies) is not None else None,
+            seeds=given("seeds", seeds),
+            epochs=given("epochs", epochs),
+            lr=given("lr", lr),
+            batch_size=given("batch_size", batch_size),
+            l2=given("l2", l2),
+            l1=given("l1", l1),
+            p=given("dropout", dropout),
+            input_p=given("input_dropout", input_dropout),
+            patience=given("patience", patience),
+        )
+        spec = load_study_file(study_file, overrides)
+    else:
+        options = CompareOptions(
+            dataset=dataset,
+            model=model,
+            strategies=parse_csv_list(strategies),
+            seeds=seeds,
+            epochs=epochs,
+            lr=lr,
+            batch_size=batch_size,
+            name=name,
+            defaults=StrategyDefaults(l2=l2, l1=l1, p=dropout, input_p=input_dropout, patience=patience),
+        )
+        spec = options.to_spec()
     out = prepare_output_folder(out)
+    if tensorboard is not None:
+        from reglab.study.tensorboard import check_tensorboard
+
+        check_tensorboard()
 
     from reglab.study.runner import count_runs
 
@@ -111,6 +156,11 @@ def compare(
         for failure in outcome.result.failures:
             console.print(f"  {failure['strategy']} seed {failure['seed']}: {failure['error']}", highlight=False)
     console.print(f"Report: {outcome.report_path}\nResults: {outcome.results_path}\nRuns: {out / 'reglab.db'}")
+    if tensorboard is not None:
+        from reglab.study.tensorboard import write_tensorboard_scalars
+
+        written = write_tensorboard_scalars(spec.name, outcome.result.runs, tensorboard)
+        console.print(f"TensorBoard: {len(written)} new run log(s) in {tensorboard / spec.name}", highlight=False)
 
 
 def results_table(summaries, title: str) -> Table:
@@ -122,7 +172,7 @@ def results_table(summaries, title: str) -> Table:
     )
     table.add_column("strategy", no_wrap=True)
     for column in ("lr", "train", "val", "test", "gap", "Δ test", "epoch", "seconds"):
-        table.add_column(column, justify="right", no_wrap=column in ("lr", "epoch", "seconds"))
+        table.add_column(column, justify="right", overflow="fold")
     for summary in summaries:
         comparison = summary.vs_baseline
         delta = "" if comparison is None else comparison.difference.format(100) + (" ✓" if comparison.better else "")

@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from reglab.errors import ConfigError
+from reglab.data import load_dataset
+from reglab.errors import ConfigError, DataError
 from reglab.study.report import build_report, render_report
 from reglab.study.runner import StudyProgress, StudyResult, run_study
 from reglab.study.spec import StudySpec, default_study_name
 from reglab.study.store import RunStore
+from reglab.study.stored import load_study_result
 from reglab.study.strategies import STRATEGY_NAMES, StrategyDefaults, resolve_strategies
 from reglab.study.summary import StrategySummary, summarize, write_results_csv, write_summary_csv
 from reglab.training.config import OptimizerSettings, validate
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -85,11 +90,48 @@ def compare_study(
     (one row per strategy). Finished runs already in the database are not trained again.
     """
     out = Path(out)
-    study_dir = out / spec.name
-    study_dir.mkdir(parents=True, exist_ok=True)
+    (out / spec.name).mkdir(parents=True, exist_ok=True)
 
     with RunStore(out / "reglab.db") as store:
         result = run_study(spec, store, data_dir=data_dir, download=download, device=device, progress=progress)
+    return write_study_outputs(result, out)
+
+
+def report_study(
+    name: str,
+    out: str | Path = "reglab-runs",
+    *,
+    data_dir: str | None = None,
+    download: bool = False,
+) -> CompareOutcome:
+    """Write the report and CSV files of stored study ``name`` again, without training.
+
+    The data set is loaded only for the report's augmentation samples; when it cannot be
+    loaded, the report leaves them out.
+
+    Raises:
+        ConfigError: ``out/reglab.db`` does not exist or does not hold the study.
+    """
+    out = Path(out)
+    database = out / "reglab.db"
+    if not database.is_file():
+        raise ConfigError(f"run database '{database}' not found; pass the folder that contains reglab.db with --out.")
+
+    with RunStore(database) as store:
+        result = load_study_result(store, name)
+    if any(config.augment for config in result.spec.strategies.values()):
+        try:
+            result.dataset = load_dataset(result.spec.dataset, data_dir=data_dir, download=download)
+        except DataError as error:
+            logger.warning("report of %s without augmentation samples: %s", name, error)
+    return write_study_outputs(result, out)
+
+
+def write_study_outputs(result: StudyResult, out: str | Path) -> CompareOutcome:
+    """Write ``report.html``, ``results.csv`` and ``summary.csv`` of ``result`` to ``out/<study>``."""
+    spec = result.spec
+    study_dir = Path(out) / spec.name
+    study_dir.mkdir(parents=True, exist_ok=True)
 
     descriptions = {name: config.describe() for name, config in spec.strategies.items()}
     summaries = summarize(result.runs, descriptions)

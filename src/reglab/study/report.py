@@ -45,7 +45,9 @@ def _weight_rows(runs_by_strategy: dict[str, list[dict[str, Any]]]) -> list[dict
 
 
 def _augmentation_figure(result: StudyResult) -> tuple[str | None, str]:
-    if not any(config.augment for config in result.spec.strategies.values()) or not result.dataset.is_image:
+    if result.dataset is None or not result.dataset.is_image:
+        return None, ""
+    if not any(config.augment for config in result.spec.strategies.values()):
         return None, ""
     augmentation = default_augmentation(result.spec.dataset, tuple(result.dataset.x_train.shape[1:]))
     images = result.dataset.x_train[torch.randperm(len(result.dataset.x_train), generator=torch.Generator().manual_seed(0))[:8]]

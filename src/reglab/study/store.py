@@ -55,6 +55,13 @@ CREATE TABLE IF NOT EXISTS history (
     train_loss REAL, train_acc REAL, val_loss REAL, val_acc REAL, gap REAL, seconds REAL,
     PRIMARY KEY (run_id, epoch)
 );
+CREATE TABLE IF NOT EXISTS verifications (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    created TEXT NOT NULL,
+    identical INTEGER NOT NULL,
+    details_json TEXT NOT NULL
+);
 """
 
 _HISTORY_COLUMNS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "gap", "seconds")
@@ -120,7 +127,8 @@ class RunStore:
             db.execute(
                 "INSERT INTO studies (name, created, updated, spec_json) VALUES (?, ?, ?, ?) "
                 "ON CONFLICT(name) DO UPDATE SET updated = excluded.updated, spec_json = excluded.spec_json",
-                (name, now, now, json.dumps(spec, sort_keys=True)),
+                # Keys keep their order, because the order of the strategies is the study's.
+                (name, now, now, json.dumps(spec)),
             )
 
     def save_run(self, study: str, result: RunResult, *, role: str = "run") -> int:
@@ -184,7 +192,75 @@ class RunStore:
             )
         return int(cursor.lastrowid)
 
+    def save_verification(self, run_id: int, identical: bool, details: dict[str, Any]) -> int:
+        """Store the verdict of a reproduction of run ``run_id``; return its id."""
+        with self._transaction() as db:
+            cursor = db.execute(
+                "INSERT INTO verifications (run_id, created, identical, details_json) VALUES (?, ?, ?, ?)",
+                (run_id, _now(), int(identical), json.dumps(details)),
+            )
+        return int(cursor.lastrowid)
+
     # Reading.
+
+    def run(self, run_id: int) -> dict[str, Any] | None:
+        """Return the run with this id, with its history, or None."""
+        row = self._connection.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
+        return self._decode(row) if row else None
+
+    def find_runs(
+        self,
+        *,
+        study: str | None = None,
+        dataset: str | None = None,
+        strategy: str | None = None,
+        status: str | None = None,
+        role: str | None = "run",
+    ) -> list[dict[str, Any]]:
+        """Return the runs that match every filter given, oldest first, each with its history."""
+        filters = {"study": study, "dataset": dataset, "strategy": strategy, "status": status, "role": role}
+        clauses = [f"{column} = ?" for column, value in filters.items() if value is not None]
+        params = [value for value in filters.values() if value is not None]
+        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+        rows = self._connection.execute(f"SELECT * FROM runs{where} ORDER BY id", params).fetchall()
+        return [self._decode(row) for row in rows]
+
+    def study_spec(self, name: str) -> dict[str, Any] | None:
+        """Return the stored specification of study ``name`` (as last run), or None."""
+        row = self._connection.execute("SELECT spec_json FROM studies WHERE name = ?", (name,)).fetchone()
+        return json.loads(row["spec_json"]) if row else None
+
+    def study_overview(self) -> list[dict[str, Any]]:
+        """Return one row per study: name, data set, model, dates and counts of finished and failed runs."""
+        rows = self._connection.execute(
+            "SELECT s.name, s.created, s.updated, s.spec_json,"
+            " SUM(r.status = 'finished' AND r.role = 'run') AS finished,"
+            " SUM(r.status = 'failed' AND r.role = 'run') AS failed"
+            " FROM studies s LEFT JOIN runs r ON r.study = s.name GROUP BY s.name ORDER BY s.created"
+        ).fetchall()
+        overview = []
+        for row in rows:
+            item = {**dict(row), "finished": row["finished"] or 0, "failed": row["failed"] or 0}
+            spec = json.loads(item.pop("spec_json"))
+            item["dataset"] = spec.get("dataset", "")
+            item["model"] = spec.get("model", "")
+            overview.append(item)
+        return overview
+
+    def verifications(self, run_id: int | None = None) -> list[dict[str, Any]]:
+        """Return the stored reproductions, of one run or of all runs, oldest first."""
+        query, params = "SELECT * FROM verifications", []
+        if run_id is not None:
+            query += " WHERE run_id = ?"
+            params.append(run_id)
+        rows = self._connection.execute(query + " ORDER BY id", params).fetchall()
+        result = []
+        for row in rows:
+            item = dict(row)
+            item["identical"] = bool(item["identical"])
+            item["details"] = json.loads(item.pop("details_json"))
+            result.append(item)
+        return result
 
     def finished_run(self, study: str, run_key: str) -> dict[str, Any] | None:
         """Return the finished run with this settings key, or None."""

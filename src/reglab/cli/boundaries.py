@@ -1,0 +1,65 @@
+"""``reglab boundaries``: decision regions of a network for a row of L2 strengths and a row of
+dropout probabilities."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.table import Table
+
+from reglab.cli._common import DataDirOption, console, parse_number_list, prepare_output_folder
+
+
+def boundaries(
+    dataset: str = typer.Option("moons", "--dataset", "-d", help="moons, circles, or csv:PATH with two feature columns."),
+    model: str = typer.Option("mlp:64,64", "--model", "-m", help="Model spec: 'softmax' or 'mlp:W1,W2,...'."),
+    l2: str = typer.Option("0,1e-3,1e-2,1e-1", "--l2", help="L2 strengths of the top row, comma-separated."),
+    dropout: str = typer.Option("0,0.2,0.5,0.8", "--dropout", help="Drop probabilities of the bottom row, comma-separated, each in [0, 1)."),
+    seeds: int = typer.Option(3, "--seeds", min=1, help="Number of seeds (0, 1, ...) per setting."),
+    epochs: int = typer.Option(300, "--epochs", min=1, help="Training epochs per run."),
+    lr: float = typer.Option(0.05, "--lr", help="Learning rate of SGD (momentum 0.9)."),
+    batch_size: int = typer.Option(32, "--batch-size", min=1, help="Minibatch size."),
+    samples: int = typer.Option(200, "--samples", min=6, help="Points drawn for moons and circles (60% train)."),
+    noise: float = typer.Option(0.3, "--noise", help="Noise standard deviation of moons and circles."),
+    grid: int = typer.Option(100, "--grid", min=2, help="Grid points per axis."),
+    out: Path = typer.Option(Path("reglab-runs/analyses/boundaries"), "--out", "-o", help="Output folder."),
+    dpi: int = typer.Option(110, "--dpi", min=10, help="Resolution of the PNG figure in dots per inch."),
+    data_dir: Optional[Path] = DataDirOption,
+) -> None:
+    """Draw decision regions for several L2 strengths and dropout probabilities, with accuracies."""
+    from reglab.analysis.boundaries import decision_boundaries, render_boundaries
+
+    l2_strengths = parse_number_list("--l2", l2)
+    dropout_ps = parse_number_list("--dropout", dropout)
+    out = prepare_output_folder(out)
+    result = decision_boundaries(
+        dataset,
+        model=model,
+        l2_strengths=l2_strengths,
+        dropout_ps=dropout_ps,
+        seeds=list(range(seeds)),
+        epochs=epochs,
+        lr=lr,
+        batch_size=batch_size,
+        n_samples=samples,
+        noise=noise,
+        grid_size=grid,
+        data_dir=str(data_dir) if data_dir else None,
+    )
+    written = render_boundaries(result, out, dpi)
+
+    table = Table(title=f"{result.model} on {result.dataset}: mean over {seeds} seed(s)")
+    for column in ("setting", "train %", "test %", "train − test", "boundary complexity"):
+        table.add_column(column, justify="right")
+    for panel in result.panels:
+        table.add_row(
+            panel.title,
+            f"{panel.train_acc.mean() * 100:.1f}",
+            f"{panel.test_acc.mean() * 100:.1f}",
+            f"{panel.gap.mean() * 100:+.1f}",
+            f"{panel.complexity.mean():.4f}",
+        )
+    console.print(table)
+    console.print(f"Wrote {', '.join(str(path) for path in written)}.", highlight=False)

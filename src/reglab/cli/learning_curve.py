@@ -1,0 +1,90 @@
+"""``reglab learning-curve``: train and test accuracy against the number of training examples."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from reglab.cli._analysis import out_option, print_written, progress_printer, seeds_option
+from reglab.cli._common import (
+    DataDirOption,
+    DatasetOption,
+    DeviceOption,
+    DownloadOption,
+    QuietOption,
+    console,
+    parse_csv_list,
+    prepare_output_folder,
+)
+from reglab.errors import ConfigError
+
+
+def parse_sizes(text: str) -> list[int | float]:
+    """Parse ``300,1000,0.5,1.0``: integers are counts, numbers with a point or exponent are fractions."""
+    sizes: list[int | float] = []
+    for item in parse_csv_list(text):
+        try:
+            sizes.append(float(item) if any(mark in item for mark in ".eE") else int(item))
+        except ValueError:
+            raise ConfigError(
+                f"--sizes: expected comma-separated counts (300) or fractions (0.5), got {item!r} in {text!r}."
+            ) from None
+    if not sizes:
+        raise ConfigError(f"--sizes: expected at least one size, got {text!r}.")
+    return sizes
+
+
+def learning_curve(
+    dataset: str = DatasetOption,
+    model: str = typer.Option("softmax", "--model", "-m", help="Model spec: 'softmax' or 'mlp:W1,W2,...'."),
+    strategy: str = typer.Option(
+        "baseline", "--strategy", "-s", help="One built-in strategy, as listed by 'reglab compare --help'."
+    ),
+    sizes: Optional[str] = typer.Option(
+        None,
+        "--sizes",
+        help=(
+            "Training-set sizes: integers are example counts, numbers with a point are fractions of the "
+            "training split (1.0 = all of it), e.g. 300,1000,0.5,1.0. Default: 6 sizes from 300 to the "
+            "whole split, evenly spaced on a log scale."
+        ),
+    ),
+    seeds: int = seeds_option(3),
+    epochs: int = typer.Option(
+        20,
+        "--epochs",
+        min=1,
+        help="Epochs on the whole training split; a subset trains proportionally more epochs, so every run takes about the same number of steps.",
+    ),
+    lr: float = typer.Option(0.05, "--lr", help="Learning rate of SGD (momentum 0.9)."),
+    batch_size: int = typer.Option(128, "--batch-size", min=1, help="Minibatch size."),
+    out: Path = out_option("learning-curve"),
+    device: str = DeviceOption,
+    data_dir: Optional[Path] = DataDirOption,
+    download: bool = DownloadOption,
+    quiet: bool = QuietOption,
+) -> None:
+    """Plot train and test accuracy against the number of training examples, over several seeds."""
+    from reglab.analysis.learning_curves import learning_curve as compute, plot_learning_curve
+
+    parsed_sizes = parse_sizes(sizes) if sizes is not None else None
+    out = prepare_output_folder(out)
+    result = compute(
+        dataset,
+        model=model,
+        strategy=strategy,
+        sizes=parsed_sizes,
+        seeds=list(range(seeds)),
+        epochs=epochs,
+        lr=lr,
+        batch_size=batch_size,
+        device=device,
+        on_run=progress_printer(quiet),
+        data_dir=str(data_dir) if data_dir else None,
+        download=download,
+    )
+    paths = plot_learning_curve(result, out)
+    console.print(result.summary(), highlight=False)
+    print_written(paths)

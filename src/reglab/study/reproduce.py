@@ -1,0 +1,173 @@
+"""Retrain a stored run from its stored settings and seed, and compare the metrics exactly.
+
+The reproduction builds the split again from the same seed, so it evaluates a fresh copy of
+the same sealed test set once. That access belongs to the reproduction and is stored with
+its verdict in the ``verifications`` table. The original run's record of test accesses is
+left as it was, so a reproduced run still counts as evaluated once.
+
+On the same device and library versions, reglab's runs are deterministic, so the comparison
+is exact: any difference in a history row, a final metric or a test metric is a mismatch.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from reglab.data import load_dataset, make_split
+from reglab.errors import ConfigError
+from reglab.study.store import RunStore, library_versions
+from reglab.training.config import RunConfig
+from reglab.training.fit import RunResult, TrainingError, fit
+from reglab.training.fit_batched import fit_batched
+
+# Per-epoch wall-clock time differs on every run and is not a result.
+_UNTIMED_HISTORY_KEYS = ("seconds",)
+
+
+@dataclass(frozen=True)
+class MetricDifference:
+    """One metric whose reproduced value differs from the stored one."""
+
+    metric: str
+    stored: Any
+    reproduced: Any
+
+
+@dataclass
+class Verification:
+    """The verdict of one reproduction.
+
+    Attributes:
+        run_id: the reproduced run.
+        identical: True when every compared value is exactly equal.
+        differences: every value that differs, named like ``history[3].val_acc``,
+            ``final_metrics.train_acc`` or ``test_metrics.test_acc``.
+        compared: how many values were compared.
+        notes: facts that may explain a mismatch, such as other library versions or a stored
+            configuration that no longer matches its settings key.
+        verification_id: the row stored in ``verifications``, once stored.
+    """
+
+    run_id: int
+    identical: bool
+    differences: list[MetricDifference]
+    compared: int
+    notes: list[str] = field(default_factory=list)
+    test_accesses: list[dict[str, Any]] = field(default_factory=list)
+    verification_id: int | None = None
+
+    def details(self) -> dict[str, Any]:
+        """Return the JSON-ready record stored in ``verifications.details_json``."""
+        return {
+            "compared": self.compared,
+            "differences": [vars(difference) for difference in self.differences],
+            "notes": self.notes,
+            "reproduction_test_accesses": self.test_accesses,
+            "versions": library_versions(),
+        }
+
+
+def reproduce_run(
+    store: RunStore,
+    run_id: int,
+    *,
+    data_dir: str | None = None,
+    download: bool = False,
+    device: str | torch.device = "cpu",
+) -> Verification:
+    """Retrain stored run ``run_id``, compare it with the stored run and store the verdict.
+
+    Raises:
+        ConfigError: no run has this id, the run failed or only searched a learning rate,
+            or its stored settings are no longer valid.
+    """
+    stored = store.run(run_id)
+    if stored is None:
+        raise ConfigError(f"run {run_id} not found in {store.path}; list the runs with 'reglab runs'.")
+    if stored["status"] != "finished":
+        raise ConfigError(f"run {run_id} has status {stored['status']!r}; only finished runs can be reproduced.")
+    if stored["role"] != "run":
+        raise ConfigError(
+            f"run {run_id} is a {stored['role']!r} run, which never opened its test set; "
+            "reproduce the study's runs with role 'run'."
+        )
+
+    try:
+        config = RunConfig.model_validate(stored["config"])
+    except ValueError as error:
+        raise ConfigError(f"the stored settings of run {run_id} are no longer valid: {error}") from None
+    split_seed = (stored["split"] or {}).get("seed", config.seed)
+    dataset = load_dataset(config.dataset, data_dir=data_dir, download=download)
+    split = make_split(dataset, seed=split_seed, val_fraction=config.val_fraction, test_fraction=config.test_fraction)
+
+    # A run trained by the batched engine is retrained by it, because batched and single
+    # matrix products round differently. It is retrained as a batch of one member.
+    # NOTE: this assumes that a member's arithmetic does not depend on the batch size. The
+    # tests confirm it on CPU only, so the verdict notes the original batch size.
+    members = (stored["timings"] or {}).get("batched_members")
+    try:
+        if members is not None:
+            result = fit_batched([config], [split], device)[0]
+        else:
+            result = fit(config, split, device=device, evaluate_test=True)
+    except TrainingError as error:
+        verification = Verification(
+            run_id=run_id,
+            identical=False,
+            differences=[MetricDifference("status", "finished", f"failed: {error}")],
+            compared=1,
+        )
+    else:
+        verification = compare_with_stored(stored, result)
+    if members is not None:
+        verification.notes.append(f"trained by the batched engine in a batch of {members}, retrained in a batch of 1")
+    if config.key() != stored["run_key"]:
+        verification.notes.append(
+            f"the stored settings no longer match the run's settings key {stored['run_key']} "
+            "(they were changed after the run was stored)"
+        )
+    for library, version in library_versions().items():
+        stored_version = (stored["versions"] or {}).get(library)
+        if stored_version is not None and stored_version != version:
+            verification.notes.append(f"{library} {version} now, {stored_version} when the run was stored")
+    verification.verification_id = store.save_verification(run_id, verification.identical, verification.details())
+    return verification
+
+
+def compare_with_stored(stored: dict[str, Any], result: RunResult) -> Verification:
+    """Compare a reproduction with a stored run, value by value, exactly."""
+    pairs: list[tuple[str, Any, Any]] = [
+        ("epochs_trained", len(stored["history"]), len(result.history)),
+        ("best_epoch", stored["best_epoch"], result.best_epoch),
+        ("stop_reason", stored["stop_reason"], result.stop_reason),
+    ]
+    for epoch, (old_row, new_row) in enumerate(zip(stored["history"], result.history), start=1):
+        for key in sorted(set(old_row) | set(new_row)):
+            if key not in _UNTIMED_HISTORY_KEYS:
+                pairs.append((f"history[{epoch}].{key}", old_row.get(key), new_row.get(key)))
+    for group, old, new in (
+        ("final_metrics", stored["final_metrics"] or {}, result.final_metrics),
+        ("test_metrics", stored["test_metrics"] or {}, result.test_metrics),
+    ):
+        for key in sorted(set(old) | set(new)):
+            pairs.append((f"{group}.{key}", old.get(key), new.get(key)))
+
+    differences = [MetricDifference(name, a, b) for name, a, b in pairs if not _same(a, b)]
+    return Verification(
+        run_id=int(stored["id"]),
+        identical=not differences,
+        differences=differences,
+        compared=len(pairs),
+        test_accesses=result.test_accesses,
+    )
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Exact equality, where two NaNs count as equal."""
+    if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
+        return True
+    return a == b

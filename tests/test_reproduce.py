@@ -1,0 +1,109 @@
+"""reglab reproduce: a stored run retrained on CPU gives bit-identical metrics, and tampering shows."""
+
+import json
+import sqlite3
+
+import pytest
+from typer.testing import CliRunner
+
+from reglab.cli import app, console
+from reglab.cli._common import error_console
+from reglab.study import RunStore
+
+runner = CliRunner()
+
+
+@pytest.fixture(autouse=True)
+def wide_console():
+    """Print 200 columns wide, so that no metric name is wrapped."""
+    widths = console.width, error_console.width
+    console.width = error_console.width = 200
+    yield
+    console.width, error_console.width = widths
+
+
+def run_id_of(folder, strategy="l2", seed=1):
+    with RunStore(folder / "reglab.db") as store:
+        return next(run["id"] for run in store.find_runs(study="stored", strategy=strategy) if run["seed"] == seed)
+
+
+def test_reproduce_is_identical_on_cpu(stored_copy):
+    run_id = run_id_of(stored_copy)
+
+    result = runner.invoke(app, ["reproduce", str(run_id), "--out", str(stored_copy)])
+
+    assert result.exit_code == 0, result.output
+    assert f"Run {run_id} reproduced: all" in result.output
+    assert "values identical" in result.output
+    with RunStore(stored_copy / "reglab.db") as store:
+        verifications = store.verifications(run_id)
+        run = store.run(run_id)
+    assert len(verifications) == 1
+    assert verifications[0]["identical"] is True
+    assert verifications[0]["details"]["differences"] == []
+    assert len(verifications[0]["details"]["reproduction_test_accesses"]) == 1
+    assert len(run["test_accesses"]) == 1
+
+
+def test_tampered_config_is_a_loud_mismatch(stored_copy):
+    run_id = run_id_of(stored_copy)
+    with sqlite3.connect(stored_copy / "reglab.db") as db:
+        config = json.loads(db.execute("SELECT config_json FROM runs WHERE id = ?", (run_id,)).fetchone()[0])
+        config["regularization"]["lr"] = 0.01
+        db.execute("UPDATE runs SET config_json = ? WHERE id = ?", (json.dumps(config), run_id))
+
+    result = runner.invoke(app, ["reproduce", str(run_id), "--out", str(stored_copy)])
+
+    assert result.exit_code == 1
+    assert f"MISMATCH: run {run_id} did not reproduce" in result.output
+    assert "history[1].train_loss: stored" in result.output
+    assert "test_metrics.test_loss: stored" in result.output
+    assert "no longer match the run's settings key" in result.output
+    with RunStore(stored_copy / "reglab.db") as store:
+        verification = store.verifications(run_id)[-1]
+    assert verification["identical"] is False
+    differing = {difference["metric"] for difference in verification["details"]["differences"]}
+    assert {"final_metrics.train_loss", "test_metrics.test_loss"} <= differing
+
+
+def test_reproduce_unknown_run(stored_copy):
+    result = runner.invoke(app, ["reproduce", "9999", "--out", str(stored_copy)])
+
+    assert result.exit_code == 2
+    assert "run 9999 not found" in result.output
+
+
+def test_reproduce_rejects_failed_run(stored_copy):
+    run_id = run_id_of(stored_copy, strategy="baseline", seed=0)
+    with sqlite3.connect(stored_copy / "reglab.db") as db:
+        db.execute("UPDATE runs SET status = 'failed', error = 'loss became nan' WHERE id = ?", (run_id,))
+
+    result = runner.invoke(app, ["reproduce", str(run_id), "--out", str(stored_copy)])
+
+    assert result.exit_code == 2
+    assert "has status 'failed'" in result.output
+
+
+def test_reproduce_single_fit_run(tmp_path):
+    trained = runner.invoke(app, ["train", "--dataset", "digits", "--model", "mlp:32", "--epochs", "2", "--out", str(tmp_path)])
+    assert trained.exit_code == 0, trained.output
+
+    result = runner.invoke(app, ["reproduce", "1", "--out", str(tmp_path)])
+
+    assert result.exit_code == 0, result.output
+    assert "values identical" in result.output
+    assert "batched engine" not in result.output
+
+
+def test_reproduction_that_fails_is_a_mismatch(stored_copy):
+    run_id = run_id_of(stored_copy, strategy="baseline", seed=0)
+    with sqlite3.connect(stored_copy / "reglab.db") as db:
+        config = json.loads(db.execute("SELECT config_json FROM runs WHERE id = ?", (run_id,)).fetchone()[0])
+        config["regularization"]["lr"] = 1e6
+        db.execute("UPDATE runs SET config_json = ? WHERE id = ?", (json.dumps(config), run_id))
+
+    result = runner.invoke(app, ["reproduce", str(run_id), "--out", str(stored_copy)])
+
+    assert result.exit_code == 1
+    assert "status: stored 'finished', reproduced " in result.output
+    assert "failed: the training loss became nan" in result.output

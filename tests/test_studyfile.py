@@ -1,0 +1,234 @@
+"""YAML study files: loading, errors with the path to the key, command-line overrides, init."""
+
+import json
+import sqlite3
+import textwrap
+
+import pytest
+from typer.testing import CliRunner
+
+from reglab.cli import app
+from reglab.errors import ConfigError
+from reglab.study.spec import DEFAULT_LR_GRID
+from reglab.study.studyfile import StudyOverrides, load_study_file, study_spec_from_dict
+
+runner = CliRunner()
+
+TINY_FILE = """\
+name: tiny-file
+dataset: digits
+model: mlp:32
+lr: 0.05
+epochs: 2
+batch_size: 64
+seeds: [0]
+strategies:
+  l2: {builtin: l2}
+"""
+
+
+def write(tmp_path, text, name="study.yaml"):
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def test_init_writes_a_file_that_loads(tmp_path):
+    result = runner.invoke(app, ["init", str(tmp_path / "study.yaml")])
+
+    assert result.exit_code == 0, result.output
+    spec = load_study_file(tmp_path / "study.yaml")
+    assert spec.name == "digits-example"
+    assert spec.dataset == "digits"
+    assert list(spec.strategies) == ["baseline", "l2", "strong-l2", "dropout", "early-stopping"]
+    assert spec.strategies["l2"].l2 == 1e-3
+    assert spec.strategies["dropout"].dropout.p == 0.3
+    assert spec.strategies["dropout"].dropout.input_p == 0.2
+    assert spec.strategies["early-stopping"].early_stopping.patience == 5
+    assert spec.seeds == [0, 1]
+    assert spec.optimizer.lr == 0.05
+    assert spec.lr_grid is None
+
+
+def test_init_keeps_an_existing_file(tmp_path):
+    path = write(tmp_path, "name: mine\n")
+
+    result = runner.invoke(app, ["init", str(path)])
+
+    assert result.exit_code == 2
+    assert "already exists" in result.output
+    assert path.read_text() == "name: mine\n"
+    assert runner.invoke(app, ["init", str(path), "--force"]).exit_code == 0
+
+
+def test_minimal_file_uses_study_defaults(tmp_path):
+    spec = load_study_file(write(tmp_path, "dataset: digits\n", name="my-study.yaml"))
+
+    assert spec.name == "my-study"
+    assert spec.model == "mlp:512,512"
+    assert list(spec.strategies)[0] == "baseline"
+    assert len(spec.strategies) == 7
+    assert spec.seeds == [0, 1, 2]
+    assert spec.lr_grid == list(DEFAULT_LR_GRID)
+
+
+def test_strategy_list_names_builtins():
+    spec = study_spec_from_dict({"strategies": ["dropout", "l2"], "seeds": 2})
+
+    assert list(spec.strategies) == ["baseline", "dropout", "l2"]
+    assert spec.seeds == [0, 1]
+
+
+def test_builtin_override_merges_nested_settings():
+    spec = study_spec_from_dict(
+        {"strategies": {"light": {"builtin": "combined", "l2": 1e-4, "dropout": {"p": 0.1}, "augment": False}}}
+    )
+
+    light = spec.strategies["light"]
+    assert light.l2 == 1e-4
+    assert light.dropout.p == 0.1
+    assert light.dropout.input_p == 0.2
+    assert light.augment is False
+    assert light.early_stopping.monitor == "val_acc"
+    assert list(spec.strategies) == ["baseline", "light"]
+
+
+def test_builtin_name_without_settings(tmp_path):
+    spec = load_study_file(write(tmp_path, "strategies:\n  augment:\n  none: {}\n"))
+
+    assert spec.strategies["augment"].augment is True
+    assert spec.strategies["none"].describe() == "no regularization"
+
+
+def test_unknown_name_without_settings():
+    with pytest.raises(ConfigError, match="strategies.mine: no settings given, and 'mine' is not a built-in strategy"):
+        study_spec_from_dict({"strategies": {"mine": None}})
+
+
+def test_builtin_dropout_can_be_removed():
+    spec = study_spec_from_dict({"strategies": {"plain": {"builtin": "dropout", "dropout": None}}})
+
+    assert spec.strategies["plain"].dropout is None
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"strategies": {"dropout": {"dropout": {"p": 1.2}}}}, "strategies.dropout.dropout.p: Input should be less than 1, got 1.2"),
+        ({"strategies": {"x": {"l3": 1}}}, "strategies.x.l3: unknown setting; check the spelling, got 1"),
+        ({"strategies": {"x": {"builtin": "l2", "l2": -1}}}, "strategies.x.l2: Input should be greater than or equal to 0, got -1"),
+        ({"strategies": {"x": {"builtin": "magic"}}}, "strategies.x.builtin: unknown built-in strategy; expected one of"),
+        ({"strategies": ["l2", "magic"]}, "Unknown strategy 'magic'"),
+        ({"epoch": 3}, "epoch: unknown setting; check the spelling, got 3"),
+        ({"epochs": "many"}, "epochs: Input should be a valid integer"),
+        ({"epochs": 0}, "epochs: Input should be greater than or equal to 1, got 0"),
+        ({"seeds": 0}, "seeds: a count of seeds must be >= 1, got 0"),
+        ({"seeds": [0, 0]}, "seeds: expected distinct seeds >= 0, got [0, 0]"),
+        ({"seeds": [-1]}, "seeds: expected distinct seeds >= 0, got [-1]"),
+        ({"lr": -0.1}, "lr: Input should be greater than 0 or 'auto', got -0.1"),
+        ({"lr": 0.1, "lr_grid": [0.1, 0.01]}, "a fixed learning rate turns the search over lr_grid off"),
+        ({"lr": 0.1, "optimizer": {"lr": 0.2}}, "either as lr or as optimizer.lr"),
+        ({"optimizer": {"name": "rmsprop"}}, "optimizer.name: Input should be 'sgd', 'adam' or 'adamw'"),
+        ({"optimizer": {"momentum": 1.5}}, "optimizer.momentum: Input should be less than 1, got 1.5"),
+        ({"model": "cnn:5"}, "Unknown model spec 'cnn:5'"),
+        ({"name": "../up"}, "name: must start with a letter or digit"),
+        ({"lr_grid": []}, "lr_grid: "),
+    ],
+)
+def test_invalid_settings_name_the_key(data, message):
+    with pytest.raises(ConfigError) as caught:
+        study_spec_from_dict(data)
+
+    assert message in str(caught.value)
+
+
+def test_yaml_syntax_error_gives_line(tmp_path):
+    path = write(tmp_path, "name: x\nstrategies:\n  l2: {l2: 0.1\nseeds: 2\n")
+
+    with pytest.raises(ConfigError) as caught:
+        load_study_file(path)
+
+    message = str(caught.value)
+    assert f"study file '{path}' is not valid YAML: line 4" in message
+
+
+def test_missing_file_is_a_config_error(tmp_path):
+    with pytest.raises(ConfigError, match=r"study file '.*nope.yaml' not found; write an example with 'reglab init"):
+        load_study_file(tmp_path / "nope.yaml")
+
+
+def test_file_must_be_a_mapping(tmp_path):
+    with pytest.raises(ConfigError, match="must contain a mapping of settings .*got a list"):
+        load_study_file(write(tmp_path, "- l2\n- dropout\n"))
+
+
+def test_error_names_the_file(tmp_path):
+    path = write(tmp_path, "strategies:\n  dropout:\n    dropout: {p: 1.2}\n")
+
+    result = runner.invoke(app, ["compare", str(path), "--out", str(tmp_path), "--quiet"])
+
+    assert result.exit_code == 2
+    assert f"invalid study file '{path}'" in result.output
+    assert "strategies.dropout.dropout.p: Input should be less than 1, got 1.2" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_missing_file_on_command_line(tmp_path):
+    result = runner.invoke(app, ["compare", str(tmp_path / "absent.yaml"), "--out", str(tmp_path)])
+
+    assert result.exit_code == 2
+    assert "not found" in result.output
+
+
+def test_overrides_replace_file_values():
+    data = {"dataset": "digits", "epochs": 20, "seeds": [4, 5], "lr": 0.05, "strategies": {"reg": {"l2": 0.01, "dropout": {"p": 0.5}}}}
+
+    spec = study_spec_from_dict(data, StudyOverrides(epochs=3, seeds=1, lr="auto", l2=0.1, p=0.25, name="other"))
+
+    assert spec.epochs == 3
+    assert spec.seeds == [0]
+    assert spec.lr_grid == list(DEFAULT_LR_GRID)
+    assert spec.name == "other"
+    assert spec.strategies["reg"].l2 == 0.1
+    assert spec.strategies["reg"].dropout.p == 0.25
+    assert spec.strategies["baseline"].l2 == 0.0
+    assert spec.strategies["baseline"].dropout is None
+
+
+def test_strategies_override_uses_builtins():
+    spec = study_spec_from_dict({"strategies": {"mine": {"l1": 0.1}}}, StudyOverrides(strategies=["dropout"]))
+
+    assert list(spec.strategies) == ["baseline", "dropout"]
+
+
+def test_compare_runs_study_file(tmp_path):
+    path = write(tmp_path, TINY_FILE)
+
+    result = runner.invoke(app, ["compare", str(path), "--out", str(tmp_path), "--quiet"])
+
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "tiny-file" / "report.html").is_file()
+    with sqlite3.connect(tmp_path / "reglab.db") as db:
+        stored = json.loads(db.execute("SELECT spec_json FROM studies WHERE name = 'tiny-file'").fetchone()[0])
+        runs = db.execute("SELECT strategy, config_json FROM runs ORDER BY id").fetchall()
+    assert stored == load_study_file(path).model_dump(mode="json")
+    assert list(stored["strategies"]) == ["baseline", "l2"]
+    assert [strategy for strategy, _ in runs] == ["baseline", "l2"]
+    assert json.loads(runs[1][1])["regularization"]["l2"] == 1e-3
+
+
+def test_explicit_flags_override_the_file(tmp_path):
+    path = write(tmp_path, TINY_FILE)
+
+    result = runner.invoke(
+        app,
+        ["compare", str(path), "--epochs", "1", "--name", "flagged", "--l2", "0.01", "--out", str(tmp_path), "--quiet"],
+    )
+
+    assert result.exit_code == 0, result.output
+    with sqlite3.connect(tmp_path / "reglab.db") as db:
+        stored = json.loads(db.execute("SELECT spec_json FROM studies WHERE name = 'flagged'").fetchone()[0])
+    assert stored["epochs"] == 1
+    assert stored["seeds"] == [0]
+    assert stored["batch_size"] == 64
+    assert stored["strategies"]["l2"]["l2"] == 0.01

@@ -144,3 +144,24 @@ def test_learning_rate_search_picks_best_validation(tiny_spec, tmp_path):
         assert choice.lr != 1e-5
     report = build_report(result)
     assert "validation accuracy" in report["lr_note"]
+
+
+def test_runs_store_dead_relus_per_hidden_layer(tiny_spec, tmp_path):
+    with RunStore(tmp_path / "reglab.db") as store:
+        run_study(tiny_spec.model_copy(update={"seeds": [0]}), store)
+        runs = store.runs("tiny")
+
+    for run in runs:
+        layers = run["weight_stats"]
+        assert len(layers) == 2
+        hidden, output = layers
+        assert 0.0 <= hidden["dead_relu"] <= 1.0
+        assert output["dead_relu"] is None
+
+
+def test_report_has_per_layer_table(tiny_spec, tmp_path):
+    outcome = compare_study(tiny_spec.model_copy(update={"seeds": [0]}), tmp_path)
+
+    html = outcome.report_path.read_text()
+    assert "dead ReLUs (%)" in html
+    assert html.count("<td>32×64</td>") == 3

@@ -44,6 +44,33 @@ def _weight_rows(runs_by_strategy: dict[str, list[dict[str, Any]]]) -> list[dict
     return rows
 
 
+def _mean(values: list[float]) -> float | None:
+    return sum(values) / len(values) if values else None
+
+
+def _layer_rows(runs_by_strategy: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """Per strategy and weight matrix, means over seeds of norm, sparsity and dead ReLUs."""
+    rows = []
+    for name, runs in runs_by_strategy.items():
+        layers: dict[str, list[dict[str, Any]]] = {}
+        for run in runs:
+            for layer in run["weight_stats"] or []:
+                layers.setdefault(layer["name"], []).append(layer)
+        for layer_name, seeds in layers.items():
+            dead = [layer["dead_relu"] for layer in seeds if layer.get("dead_relu") is not None]
+            rows.append(
+                {
+                    "strategy": name,
+                    "layer": layer_name,
+                    "shape": "×".join(str(size) for size in seeds[0]["shape"]),
+                    "l2_norm": _mean([layer["l2_norm"] for layer in seeds]),
+                    "sparsity": _mean([layer["sparsity"] for layer in seeds]),
+                    "dead_relu": _mean(dead),
+                }
+            )
+    return rows
+
+
 def _augmentation_figure(result: StudyResult) -> tuple[str | None, str]:
     if result.dataset is None or not result.dataset.is_image:
         return None, ""
@@ -86,6 +113,7 @@ def build_report(result: StudyResult) -> dict[str, Any]:
         "lr_choices": {name: asdict(choice) for name, choice in result.lr_choices.items()},
         "lr_note": lr_note,
         "weights": _weight_rows(runs_by_strategy),
+        "layers": _layer_rows(runs_by_strategy),
         "sparsity_threshold": SPARSITY_THRESHOLD,
         "figures": figure_data,
         "augmentation": augmentation_text,

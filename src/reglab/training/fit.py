@@ -31,8 +31,9 @@ from reglab.early_stopping import EarlyStopping, StopReason
 from reglab.errors import ReglabError
 from reglab.nn.checks import check_eval_deterministic
 from reglab.nn.models import build_model
-from reglab.penalties import L1, L2, MaxNorm, check_optimizer, weight_report
+from reglab.penalties import L1, L2, MaxNorm, check_optimizer
 from reglab.training.config import RunConfig
+from reglab.training.diagnostics import layer_stats
 from reglab.training.evaluate import evaluate
 from reglab.training.optim import build_optimizer
 
@@ -176,7 +177,7 @@ def _fit(
             "eval_seconds": eval_seconds,
             "total_seconds": time.perf_counter() - started,
         },
-        weight_stats=[_as_dict(stats) for stats in weight_report(model)],
+        weight_stats=layer_stats(model, split.normalize(split.train.x)),
         model=model,
     )
 
@@ -268,8 +269,3 @@ def _build_augmentation(config: RunConfig, split: Split) -> nn.Module:
     check_transforms_for_dataset(augmentation, config.dataset)
     return augmentation
 
-
-def _as_dict(stats: Any) -> dict[str, Any]:
-    if hasattr(stats, "_asdict"):
-        return dict(stats._asdict())
-    return dict(vars(stats))

@@ -40,9 +40,9 @@ from reglab.early_stopping import EarlyStopping, StopReason
 from reglab.errors import ConfigError
 from reglab.nn.checks import check_eval_deterministic
 from reglab.nn.models import build_model, parse_model_spec
-from reglab.penalties import weight_report
 from reglab.training.batched import BatchedMLP, MemberSettings, member_model
 from reglab.training.config import RunConfig
+from reglab.training.diagnostics import layer_stats
 from reglab.training.evaluate import evaluate
 from reglab.training.fit import RunResult, TrainingError
 
@@ -493,7 +493,7 @@ def _results(
                     "batched_members": k,
                     "batch_seconds": batch_seconds,
                 },
-                weight_stats=[_as_dict(stats) for stats in weight_report(model)],
+                weight_stats=layer_stats(model, split.normalize(split.train.x)),
                 model=model,
             )
         )
@@ -504,8 +504,3 @@ def _results(
                 raise result
     return results
 
-
-def _as_dict(stats: Any) -> dict[str, Any]:
-    if hasattr(stats, "_asdict"):
-        return dict(stats._asdict())
-    return dict(vars(stats))

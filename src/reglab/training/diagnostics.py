@@ -1,0 +1,71 @@
+"""Per-layer diagnostics of a trained model: weight norms, sparsity and dead ReLUs."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from reglab.nn.dropout import Dropout
+from reglab.penalties import weight_report
+
+
+def dead_relu_fractions(model: nn.Module, x: Tensor, batch_size: int = 2048) -> list[float]:
+    """Return, for each ``nn.ReLU`` in ``model``, the fraction of units that output 0 for every row of ``x``.
+
+    The model runs in eval mode without gradients, and its mode is restored afterwards.
+
+    Args:
+        model: a network whose ReLU modules output ``(N, units)``.
+        x: the inputs, already normalized as the model expects.
+        batch_size: rows per forward pass.
+    """
+    relus = [module for module in model.modules() if isinstance(module, nn.ReLU)]
+    ever_active: list[Tensor | None] = [None] * len(relus)
+
+    def recorder(index: int):
+        def record(module: nn.Module, inputs: object, output: Tensor) -> None:
+            active = (output.reshape(len(output), -1) > 0).any(dim=0)
+            ever_active[index] = active if ever_active[index] is None else ever_active[index] | active
+
+        return record
+
+    handles = [relu.register_forward_hook(recorder(index)) for index, relu in enumerate(relus)]
+    was_training = model.training
+    try:
+        model.eval()
+        with torch.no_grad():
+            for start in range(0, len(x), batch_size):
+                model(x[start : start + batch_size])
+    finally:
+        for handle in handles:
+            handle.remove()
+        model.train(was_training)
+    return [1.0 - active.float().mean().item() for active in ever_active]
+
+
+def layer_stats(model: nn.Module, x: Tensor) -> list[dict[str, Any]]:
+    """Return one dict per weight matrix: its norms and sparsity, and ``dead_relu``.
+
+    ``dead_relu`` is the fraction of the layer's units whose ReLU outputs 0 for every row of
+    ``x`` (normalized inputs, usually the training split), or None for a layer that no ReLU
+    follows, such as the output layer. Pairing assumes an ``nn.Sequential`` in which each
+    hidden ``nn.Linear`` comes before its ``nn.ReLU``, as :func:`reglab.nn.build_model` builds.
+    """
+    stats = [asdict(layer) for layer in weight_report(model)]
+    dead = dead_relu_fractions(model, x)
+
+    hidden_weights = []
+    if isinstance(model, nn.Sequential):
+        modules = list(model.named_children())
+        for position, (name, module) in enumerate(modules):
+            follows = [m for _, m in modules[position + 1 :] if not isinstance(m, (nn.Dropout, Dropout))]
+            if isinstance(module, nn.Linear) and follows and isinstance(follows[0], nn.ReLU):
+                hidden_weights.append(f"{name}.weight")
+
+    dead_by_name = dict(zip(hidden_weights, dead)) if len(hidden_weights) == len(dead) else {}
+    for layer in stats:
+        layer["dead_relu"] = dead_by_name.get(layer["name"])
+    return stats

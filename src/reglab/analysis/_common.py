@@ -35,7 +35,7 @@ def run_config(
     lr: float,
     batch_size: int,
 ) -> RunConfig:
-    """Build and validate the :class:`RunConfig` of one analysis run (SGD, momentum 0.9)."""
+    """Build and validate the :class:`RunConfig` of one run of an analysis or ``reglab train`` (SGD, momentum 0.9)."""
     return validate(
         RunConfig,
         {

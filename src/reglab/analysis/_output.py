@@ -43,6 +43,15 @@ def save_figure(figure: plt.Figure, out: Path, stem: str, dpi: int = DEFAULT_DPI
     return paths
 
 
+def save_figure_and_csv(
+    figure: plt.Figure, out: Path, stem: str, rows: Sequence[dict[str, Any]], dpi: int = DEFAULT_DPI
+) -> list[Path]:
+    """Save ``figure`` as ``out/stem.png`` and ``out/stem.svg`` and ``rows`` as ``out/stem.csv``, and return the three paths."""
+    paths = save_figure(figure, out, stem, dpi)
+    paths.append(write_csv(out / f"{stem}.csv", rows))
+    return paths
+
+
 def band(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Return the mean, minimum and maximum over axis 0 (the seeds), as the study figures do."""
     values = np.asarray(values, dtype=float)

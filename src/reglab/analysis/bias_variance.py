@@ -28,7 +28,7 @@ from reglab.analysis._common import (
     run_config,
     with_training_subset,
 )
-from reglab.analysis._output import check_seeds, save_figure, torch_threads, write_csv
+from reglab.analysis._output import check_seeds, save_figure_and_csv, torch_threads
 from reglab.analysis._plot import plt
 from reglab.analysis.decomposition import (
     SquaredLossDecomposition,
@@ -328,6 +328,4 @@ def plot_bias_variance(result: BiasVarianceResult, out: Path) -> list[Path]:
         fontsize=11,
     )
     figure.tight_layout()
-    paths = save_figure(figure, out, "bias_variance")
-    paths.append(write_csv(out / "bias_variance.csv", result.rows()))
-    return paths
+    return save_figure_and_csv(figure, out, "bias_variance", result.rows())

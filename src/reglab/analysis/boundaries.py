@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from reglab._validation import check_int, check_non_negative, check_number, check_positive
-from reglab.analysis._output import DEFAULT_DPI, check_seeds, save_figure, torch_threads, write_csv
+from reglab.analysis._output import DEFAULT_DPI, check_seeds, save_figure_and_csv, torch_threads
 from reglab.errors import ConfigError
 
 #: Data sets that are generated per seed and accept ``n_samples`` and ``noise``.
@@ -378,6 +378,4 @@ def render_boundaries(result: BoundaryResult, out: Path, dpi: int = DEFAULT_DPI)
         colorbar_axes = figure.add_axes((0.93, 0.15, 0.012, 0.7))
         figure.colorbar(image, cax=colorbar_axes, label=f"mean P(class {result.classes[1]}) over seeds")
 
-    paths = save_figure(figure, out, "boundaries", dpi)
-    paths.append(write_csv(out / "boundaries.csv", result.rows()))
-    return paths
+    return save_figure_and_csv(figure, out, "boundaries", result.rows(), dpi)

@@ -17,12 +17,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch import Tensor, nn
 
 from reglab._validation import check_int, check_positive
-from reglab.analysis._output import DEFAULT_DPI, band, check_seeds, save_figure, torch_threads, write_csv
+from reglab.analysis._output import DEFAULT_DPI, band, check_seeds, save_figure_and_csv, torch_threads
 from reglab.errors import ConfigError
 from reglab.penalties import weight_report
+from reglab.training.diagnostics import dead_relu_fractions
 
 
 @dataclass(frozen=True)
@@ -110,40 +110,6 @@ class CapacityResult:
                     }
                 )
         return rows
-
-
-def dead_relu_fractions(model: nn.Module, x: Tensor, batch_size: int = 2048) -> list[float]:
-    """Return, for each ``nn.ReLU`` in ``model``, the fraction of units that output 0 for every row of ``x``.
-
-    The model runs in eval mode without gradients, and its mode is restored afterwards.
-
-    Args:
-        model: a network whose ReLU modules output ``(N, units)``.
-        x: the inputs, already normalized as the model expects.
-        batch_size: rows per forward pass.
-    """
-    relus = [module for module in model.modules() if isinstance(module, nn.ReLU)]
-    ever_active: list[Tensor | None] = [None] * len(relus)
-
-    def recorder(index: int):
-        def record(module: nn.Module, inputs: object, output: Tensor) -> None:
-            active = (output.reshape(len(output), -1) > 0).any(dim=0)
-            ever_active[index] = active if ever_active[index] is None else ever_active[index] | active
-
-        return record
-
-    handles = [relu.register_forward_hook(recorder(index)) for index, relu in enumerate(relus)]
-    was_training = model.training
-    try:
-        model.eval()
-        with torch.no_grad():
-            for start in range(0, len(x), batch_size):
-                model(x[start : start + batch_size])
-    finally:
-        for handle in handles:
-            handle.remove()
-        model.train(was_training)
-    return [1.0 - active.float().mean().item() for active in ever_active]
 
 
 def capacity_sweep(
@@ -286,6 +252,4 @@ def render_capacity(result: CapacityResult, out: Path, dpi: int = DEFAULT_DPI) -
         fontsize=11,
     )
     figure.tight_layout()
-    paths = save_figure(figure, out, "capacity", dpi)
-    paths.append(write_csv(out / "capacity.csv", result.rows()))
-    return paths
+    return save_figure_and_csv(figure, out, "capacity", result.rows(), dpi)

@@ -34,7 +34,7 @@ import torch
 from torch import nn
 
 from reglab._validation import check_int, check_number, check_positive
-from reglab.analysis._output import DEFAULT_DPI, check_seeds, save_figure, write_csv
+from reglab.analysis._output import DEFAULT_DPI, check_seeds, save_figure_and_csv
 from reglab.errors import ConfigError
 from reglab.penalties import L1, L2
 
@@ -405,6 +405,4 @@ def render_geometry(result: GeometryResult, out: Path, dpi: int = DEFAULT_DPI) -
         fontsize=11,
     )
     figure.tight_layout()
-    paths = save_figure(figure, out, "geometry", dpi)
-    paths.append(write_csv(out / "geometry.csv", result.rows()))
-    return paths
+    return save_figure_and_csv(figure, out, "geometry", result.rows(), dpi)

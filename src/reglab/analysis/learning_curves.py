@@ -27,7 +27,7 @@ from reglab.analysis._common import (
     stratified_subsample,
     with_training_subset,
 )
-from reglab.analysis._output import check_seeds, save_figure, torch_threads, write_csv
+from reglab.analysis._output import check_seeds, save_figure_and_csv, torch_threads
 from reglab.analysis._plot import new_figure, plot_band
 from reglab.data import Dataset, make_split
 from reglab.errors import ConfigError
@@ -286,6 +286,4 @@ def plot_learning_curve(result: LearningCurveResult, out: Path) -> list[Path]:
         fontsize=10,
     )
     ax.legend(loc="lower right", fontsize=9)
-    paths = save_figure(figure, out, "learning_curve")
-    paths.append(write_csv(out / "learning_curve.csv", result.rows()))
-    return paths
+    return save_figure_and_csv(figure, out, "learning_curve", result.rows())

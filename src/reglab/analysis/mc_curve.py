@@ -25,7 +25,7 @@ import torch
 from torch import Tensor, nn
 
 from reglab._validation import check_int, check_number, check_positive
-from reglab.analysis._output import DEFAULT_DPI, band, check_seeds, save_figure, torch_threads, write_csv
+from reglab.analysis._output import DEFAULT_DPI, band, check_seeds, save_figure_and_csv, torch_threads
 from reglab.errors import ConfigError
 from reglab.inference import MEANS, NoisyEstimateWarning, mc_predict
 from reglab.nn.checks import is_stochastic_layer, preserved_training_modes
@@ -271,6 +271,4 @@ def render_mc_curve(result: MCCurveResult, out: Path, dpi: int = DEFAULT_DPI) ->
         fontsize=10,
     )
     figure.tight_layout()
-    paths = save_figure(figure, out, "mc_curve", dpi)
-    paths.append(write_csv(out / "mc_curve.csv", result.rows()))
-    return paths
+    return save_figure_and_csv(figure, out, "mc_curve", result.rows(), dpi)

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from reglab.analysis._common import RunCallback, resolve_dataset, run_config
-from reglab.analysis._output import check_seeds, save_figure, torch_threads, write_csv
+from reglab.analysis._output import check_seeds, save_figure_and_csv, torch_threads
 from reglab.analysis._plot import new_figure, plot_band
 from reglab.data import Dataset, make_split
 from reglab.errors import ConfigError
@@ -275,6 +275,4 @@ def plot_validation_curve(result: ValidationCurveResult, out: Path) -> list[Path
         fontsize=10,
     )
     ax.legend(loc="best", fontsize=9)
-    paths = save_figure(figure, out, "validation_curve")
-    paths.append(write_csv(out / "validation_curve.csv", result.rows()))
-    return paths
+    return save_figure_and_csv(figure, out, "validation_curve", result.rows())

@@ -14,11 +14,18 @@ from reglab.errors import ConfigError
 ANALYSES_FOLDER = Path("reglab-runs") / "analyses"
 
 
-def out_option(command: str) -> Any:
+def out_option(command: str, help: str = "Output folder for the figure (PNG, SVG) and the CSV of numbers.") -> Any:
     """Return the ``--out`` option of an analysis, defaulting to ``reglab-runs/analyses/<command>``."""
-    return typer.Option(
-        ANALYSES_FOLDER / command, "--out", "-o", help="Output folder for the figure (PNG, SVG) and the CSV of numbers."
-    )
+    return typer.Option(ANALYSES_FOLDER / command, "--out", "-o", help=help)
+
+
+def model_option(default: str) -> Any:
+    """Return the ``--model`` option of an analysis with the model spec ``default``."""
+    return typer.Option(default, "--model", "-m", help="Model spec: 'softmax' or 'mlp:W1,W2,...'.")
+
+
+DpiOption = typer.Option(110, "--dpi", min=10, help="Resolution of the PNG figure in dots per inch.")
+ThreadsOption = typer.Option(1, "--threads", min=1, help="CPU threads for torch. Raise it on a machine with idle cores.")
 
 
 def seeds_option(default: int) -> Any:
@@ -51,6 +58,12 @@ def progress_printer(quiet: bool) -> Optional[Callable[[str], None]]:
         console.print(f"run {count}: {description}", highlight=False, markup=False)
 
     return show
+
+
+def print_summary(summary: str, paths: list[Path]) -> None:
+    """Print an analysis's summary, then list the files it wrote."""
+    console.print(summary, highlight=False)
+    print_written(paths)
 
 
 def print_written(paths: list[Path]) -> None:

@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from reglab.errors import ConfigError, ReglabError
 
@@ -24,7 +25,8 @@ error_console = Console(stderr=True)
 
 def abort(message: str, code: int = 2) -> None:
     """Print ``message`` as an error and exit with ``code``."""
-    error_console.print(f"[bold red]Error:[/] {message}", highlight=False, soft_wrap=True)
+    # The message is plain text: escaping keeps brackets such as 'reglab[tune]' from being read as markup.
+    error_console.print(f"[bold red]Error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -76,6 +78,15 @@ DownloadOption = typer.Option(False, "--download", help="Download fashion-mnist 
 DeviceOption = typer.Option("cpu", "--device", help="Torch device to train on, e.g. cpu or cuda.")
 OutOption = typer.Option(Path("reglab-runs"), "--out", "-o", help="Output folder for reports and the run database.")
 QuietOption = typer.Option(False, "--quiet", "-q", help="Print only the final results, no progress bars.")
+StrategyOption = typer.Option(
+    "baseline", "--strategy", "-s", help="One built-in strategy, as listed by 'reglab compare --help'."
+)
+LrOption = typer.Option(0.05, "--lr", help="Learning rate of SGD (momentum 0.9).")
+
+
+def batch_size_option(default: int = 128) -> Any:
+    """Return the ``--batch-size`` option with ``default`` examples per minibatch."""
+    return typer.Option(default, "--batch-size", min=1, help="Minibatch size.")
 
 
 def open_existing_store(out: Path) -> Any:

@@ -8,13 +8,15 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from reglab.cli._analysis import out_option, print_written, progress_printer, seeds_option
+from reglab.cli._analysis import model_option, out_option, print_summary, progress_printer, seeds_option
 from reglab.cli._common import (
     DataDirOption,
     DatasetOption,
     DeviceOption,
     DownloadOption,
+    LrOption,
     QuietOption,
+    batch_size_option,
     console,
     parse_csv_list,
     prepare_output_folder,
@@ -23,7 +25,7 @@ from reglab.cli._common import (
 
 def bias_variance(
     dataset: str = DatasetOption,
-    model: str = typer.Option("mlp:128", "--model", "-m", help="Model spec: 'softmax' or 'mlp:W1,W2,...'."),
+    model: str = model_option("mlp:128"),
     strategies: str = typer.Option(
         "baseline,l2,dropout",
         "--strategies",
@@ -35,8 +37,8 @@ def bias_variance(
     ),
     seeds: int = seeds_option(2),
     epochs: int = typer.Option(10, "--epochs", min=1, help="Epochs of every run."),
-    lr: float = typer.Option(0.05, "--lr", help="Learning rate of SGD (momentum 0.9)."),
-    batch_size: int = typer.Option(128, "--batch-size", min=1, help="Minibatch size."),
+    lr: float = LrOption,
+    batch_size: int = batch_size_option(),
     bootstrap_seed: int = typer.Option(0, "--bootstrap-seed", min=0, help="Seed of the bootstrap draws."),
     out: Path = out_option("bias-variance"),
     device: str = DeviceOption,
@@ -86,5 +88,4 @@ def bias_variance(
         "0-1 loss = 0-1 bias + net var for two classes (Domingos 2000).",
         highlight=False,
     )
-    console.print(result.summary(), highlight=False)
-    print_written(paths)
+    print_summary(result.summary(), paths)

@@ -9,23 +9,31 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from reglab.cli._common import DataDirOption, console, parse_number_list, prepare_output_folder
+from reglab.cli._analysis import DpiOption, model_option, out_option
+from reglab.cli._common import (
+    DataDirOption,
+    LrOption,
+    batch_size_option,
+    console,
+    parse_number_list,
+    prepare_output_folder,
+)
 
 
 def boundaries(
     dataset: str = typer.Option("moons", "--dataset", "-d", help="moons, circles, or csv:PATH with two feature columns."),
-    model: str = typer.Option("mlp:64,64", "--model", "-m", help="Model spec: 'softmax' or 'mlp:W1,W2,...'."),
+    model: str = model_option("mlp:64,64"),
     l2: str = typer.Option("0,1e-3,1e-2,1e-1", "--l2", help="L2 strengths of the top row, comma-separated."),
     dropout: str = typer.Option("0,0.2,0.5,0.8", "--dropout", help="Drop probabilities of the bottom row, comma-separated, each in [0, 1)."),
     seeds: int = typer.Option(3, "--seeds", min=1, help="Number of seeds (0, 1, ...) per setting."),
     epochs: int = typer.Option(300, "--epochs", min=1, help="Training epochs per run."),
-    lr: float = typer.Option(0.05, "--lr", help="Learning rate of SGD (momentum 0.9)."),
-    batch_size: int = typer.Option(32, "--batch-size", min=1, help="Minibatch size."),
+    lr: float = LrOption,
+    batch_size: int = batch_size_option(32),
     samples: int = typer.Option(200, "--samples", min=6, help="Points drawn for moons and circles (60% train)."),
     noise: float = typer.Option(0.3, "--noise", help="Noise standard deviation of moons and circles."),
     grid: int = typer.Option(100, "--grid", min=2, help="Grid points per axis."),
-    out: Path = typer.Option(Path("reglab-runs/analyses/boundaries"), "--out", "-o", help="Output folder."),
-    dpi: int = typer.Option(110, "--dpi", min=10, help="Resolution of the PNG figure in dots per inch."),
+    out: Path = out_option("boundaries", help="Output folder."),
+    dpi: int = DpiOption,
     data_dir: Optional[Path] = DataDirOption,
 ) -> None:
     """Draw decision regions for several L2 strengths and dropout probabilities, with accuracies."""

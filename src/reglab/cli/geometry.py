@@ -7,6 +7,7 @@ from typing import Optional
 
 import typer
 
+from reglab.cli._analysis import DpiOption, out_option
 from reglab.cli._common import console, prepare_output_folder
 
 
@@ -19,8 +20,8 @@ def geometry(
     strength: Optional[float] = typer.Option(
         None, "--strength", help="Strength λ to highlight. Default: one where the L1 solution has one zero weight."
     ),
-    out: Path = typer.Option(Path("reglab-runs/analyses/geometry"), "--out", "-o", help="Output folder."),
-    dpi: int = typer.Option(110, "--dpi", min=10, help="Resolution of the PNG figure in dots per inch."),
+    out: Path = out_option("geometry", help="Output folder."),
+    dpi: int = DpiOption,
 ) -> None:
     """Draw the L1 and L2 constraint regions and solution paths of y = w1·x1 + w2·x2."""
     from reglab.analysis.geometry import penalty_geometry, render_geometry

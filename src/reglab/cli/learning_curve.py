@@ -7,14 +7,16 @@ from typing import Optional
 
 import typer
 
-from reglab.cli._analysis import out_option, print_written, progress_printer, seeds_option
+from reglab.cli._analysis import model_option, out_option, print_summary, progress_printer, seeds_option
 from reglab.cli._common import (
     DataDirOption,
     DatasetOption,
     DeviceOption,
     DownloadOption,
+    LrOption,
     QuietOption,
-    console,
+    StrategyOption,
+    batch_size_option,
     parse_csv_list,
     prepare_output_folder,
 )
@@ -38,10 +40,8 @@ def parse_sizes(text: str) -> list[int | float]:
 
 def learning_curve(
     dataset: str = DatasetOption,
-    model: str = typer.Option("softmax", "--model", "-m", help="Model spec: 'softmax' or 'mlp:W1,W2,...'."),
-    strategy: str = typer.Option(
-        "baseline", "--strategy", "-s", help="One built-in strategy, as listed by 'reglab compare --help'."
-    ),
+    model: str = model_option("softmax"),
+    strategy: str = StrategyOption,
     sizes: Optional[str] = typer.Option(
         None,
         "--sizes",
@@ -58,8 +58,8 @@ def learning_curve(
         min=1,
         help="Epochs on the whole training split; a subset trains proportionally more epochs, so every run takes about the same number of steps.",
     ),
-    lr: float = typer.Option(0.05, "--lr", help="Learning rate of SGD (momentum 0.9)."),
-    batch_size: int = typer.Option(128, "--batch-size", min=1, help="Minibatch size."),
+    lr: float = LrOption,
+    batch_size: int = batch_size_option(),
     out: Path = out_option("learning-curve"),
     device: str = DeviceOption,
     data_dir: Optional[Path] = DataDirOption,
@@ -86,5 +86,4 @@ def learning_curve(
         download=download,
     )
     paths = plot_learning_curve(result, out)
-    console.print(result.summary(), highlight=False)
-    print_written(paths)
+    print_summary(result.summary(), paths)

@@ -8,7 +8,16 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from reglab.cli._common import DataDirOption, DatasetOption, console, parse_int_list, prepare_output_folder
+from reglab.cli._analysis import DpiOption, ThreadsOption, out_option
+from reglab.cli._common import (
+    DataDirOption,
+    DatasetOption,
+    LrOption,
+    batch_size_option,
+    console,
+    parse_int_list,
+    prepare_output_folder,
+)
 
 
 def mc_curve(
@@ -19,11 +28,11 @@ def mc_curve(
     samples: str = typer.Option("1,2,5,10,20,50,100", "--samples", help="Numbers of passes T to score, comma-separated."),
     seeds: int = typer.Option(3, "--seeds", min=1, help="Number of seeds (0, 1, ...); one trained network each."),
     epochs: int = typer.Option(10, "--epochs", min=1, help="Training epochs per seed."),
-    lr: float = typer.Option(0.05, "--lr", help="Learning rate of SGD (momentum 0.9)."),
-    batch_size: int = typer.Option(128, "--batch-size", min=1, help="Minibatch size."),
-    threads: int = typer.Option(1, "--threads", min=1, help="CPU threads for torch. Raise it on a machine with idle cores."),
-    out: Path = typer.Option(Path("reglab-runs/analyses/mc-curve"), "--out", "-o", help="Output folder."),
-    dpi: int = typer.Option(110, "--dpi", min=10, help="Resolution of the PNG figure in dots per inch."),
+    lr: float = LrOption,
+    batch_size: int = batch_size_option(),
+    threads: int = ThreadsOption,
+    out: Path = out_option("mc-curve", help="Output folder."),
+    dpi: int = DpiOption,
     data_dir: Optional[Path] = DataDirOption,
 ) -> None:
     """Score Monte-Carlo dropout (arithmetic and geometric mean) against the number of passes T."""

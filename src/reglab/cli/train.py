@@ -13,9 +13,12 @@ from reglab.cli._common import (
     DatasetOption,
     DeviceOption,
     DownloadOption,
+    LrOption,
     ModelOption,
     OutOption,
     QuietOption,
+    StrategyOption,
+    batch_size_option,
     console,
     prepare_output_folder,
 )
@@ -24,13 +27,11 @@ from reglab.cli._common import (
 def train(
     dataset: str = DatasetOption,
     model: str = ModelOption,
-    strategy: str = typer.Option(
-        "baseline", "--strategy", "-s", help="One built-in strategy, as listed by 'reglab compare --help'."
-    ),
+    strategy: str = StrategyOption,
     seed: int = typer.Option(0, "--seed", min=0, help="Seed of the split, initialization, batch order and masks."),
     epochs: int = typer.Option(30, "--epochs", min=1, help="Maximum number of epochs."),
-    lr: float = typer.Option(0.05, "--lr", help="Learning rate of SGD (momentum 0.9)."),
-    batch_size: int = typer.Option(128, "--batch-size", min=1, help="Minibatch size."),
+    lr: float = LrOption,
+    batch_size: int = batch_size_option(),
     out: Path = OutOption,
     device: str = DeviceOption,
     data_dir: Optional[Path] = DataDirOption,
@@ -38,25 +39,21 @@ def train(
     quiet: bool = QuietOption,
 ) -> None:
     """Train one model with one strategy, print its history and evaluate the test set once."""
+    from reglab.analysis._common import run_config
     from reglab.data import load_dataset, make_split
     from reglab.study.store import RunStore
     from reglab.study.strategies import resolve_strategies
-    from reglab.training.config import RunConfig, validate
     from reglab.training.fit import fit
 
-    regularization = resolve_strategies([strategy])[strategy]
-    config = validate(
-        RunConfig,
-        {
-            "dataset": dataset,
-            "model": model,
-            "strategy": strategy,
-            "regularization": regularization.model_dump(),
-            "optimizer": {"lr": lr},
-            "batch_size": batch_size,
-            "epochs": epochs,
-            "seed": seed,
-        },
+    config = run_config(
+        dataset=dataset,
+        model=model,
+        strategy=strategy,
+        regularization=resolve_strategies([strategy])[strategy],
+        seed=seed,
+        epochs=epochs,
+        lr=lr,
+        batch_size=batch_size,
     )
     out = prepare_output_folder(out)
     data = load_dataset(dataset, data_dir=str(data_dir) if data_dir else None, download=download)

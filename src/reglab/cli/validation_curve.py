@@ -7,14 +7,22 @@ from typing import Optional
 
 import typer
 
-from reglab.cli._analysis import out_option, parse_numbers, print_written, progress_printer, seeds_option
+from reglab.cli._analysis import (
+    model_option,
+    out_option,
+    parse_numbers,
+    print_summary,
+    progress_printer,
+    seeds_option,
+)
 from reglab.cli._common import (
     DataDirOption,
     DatasetOption,
     DeviceOption,
     DownloadOption,
+    LrOption,
     QuietOption,
-    console,
+    batch_size_option,
     prepare_output_folder,
 )
 from reglab.errors import ConfigError
@@ -22,7 +30,7 @@ from reglab.errors import ConfigError
 
 def validation_curve(
     dataset: str = DatasetOption,
-    model: str = typer.Option("mlp:256", "--model", "-m", help="Model spec: 'softmax' or 'mlp:W1,W2,...'."),
+    model: str = model_option("mlp:256"),
     param: str = typer.Option(
         "l2",
         "--param",
@@ -43,8 +51,8 @@ def validation_curve(
     num: int = typer.Option(7, "--num", min=2, help="Number of strengths of --grid."),
     seeds: int = seeds_option(3),
     epochs: int = typer.Option(20, "--epochs", min=1, help="Epochs of every run (no early stopping)."),
-    lr: float = typer.Option(0.05, "--lr", help="Learning rate of SGD (momentum 0.9)."),
-    batch_size: int = typer.Option(128, "--batch-size", min=1, help="Minibatch size."),
+    lr: float = LrOption,
+    batch_size: int = batch_size_option(),
     out: Path = out_option("validation-curve"),
     device: str = DeviceOption,
     data_dir: Optional[Path] = DataDirOption,
@@ -87,5 +95,4 @@ def validation_curve(
         download=download,
     )
     paths = plot_validation_curve(result, out)
-    console.print(result.summary(), highlight=False)
-    print_written(paths)
+    print_summary(result.summary(), paths)

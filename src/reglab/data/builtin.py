@@ -6,6 +6,7 @@ scikit-learn and mlxtend are imported inside the loaders, so that importing
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -52,6 +53,14 @@ def load_digits(*, data_dir: Path | None = None, download: bool = False) -> Data
     return Dataset("digits", x, y, None, None, DIGIT_CLASSES, "scikit-learn")
 
 
+# The options that the moons and circles docstrings share, spliced in for their ``{toy_args}``
+# placeholder below the loaders.
+_TOY_ARGS_DOC = """Args:
+        n_samples: the number of points, split evenly between the two classes.
+        noise: the standard deviation of the Gaussian noise added to each point.
+        seed: the generator's seed; the same seed gives the same points."""
+
+
 @register_dataset("moons")
 def load_moons(
     *,
@@ -63,10 +72,7 @@ def load_moons(
 ) -> Dataset:
     """Generate two interleaving half circles with :func:`sklearn.datasets.make_moons`.
 
-    Args:
-        n_samples: the number of points, split evenly between the two classes.
-        noise: the standard deviation of the Gaussian noise added to each point.
-        seed: the generator's seed; the same seed gives the same points.
+    {toy_args}
 
     Returns:
         A :class:`Dataset` with ``x_train`` of shape ``(n_samples, 2)``, class 0 the upper
@@ -74,9 +80,7 @@ def load_moons(
     """
     from sklearn.datasets import make_moons
 
-    n_samples, noise, seed = _check_toy_options("moons", n_samples, noise, seed)
-    points, labels = make_moons(n_samples=n_samples, noise=noise, random_state=seed)
-    return _toy_dataset("moons", points, labels, ("upper", "lower"))
+    return _generate_toy("moons", make_moons, ("upper", "lower"), n_samples, noise, seed)
 
 
 @register_dataset("circles")
@@ -90,10 +94,7 @@ def load_circles(
 ) -> Dataset:
     """Generate a small circle inside a large one with :func:`sklearn.datasets.make_circles`.
 
-    Args:
-        n_samples: the number of points, split evenly between the two classes.
-        noise: the standard deviation of the Gaussian noise added to each point.
-        seed: the generator's seed; the same seed gives the same points.
+    {toy_args}
 
     Returns:
         A :class:`Dataset` with ``x_train`` of shape ``(n_samples, 2)``, class 0 the outer
@@ -101,9 +102,14 @@ def load_circles(
     """
     from sklearn.datasets import make_circles
 
-    n_samples, noise, seed = _check_toy_options("circles", n_samples, noise, seed)
-    points, labels = make_circles(n_samples=n_samples, noise=noise, random_state=seed)
-    return _toy_dataset("circles", points, labels, ("outer", "inner"))
+    return _generate_toy("circles", make_circles, ("outer", "inner"), n_samples, noise, seed)
+
+
+# Under ``python -OO`` docstrings are None and nothing is spliced.
+for _loader in (load_moons, load_circles):
+    if _loader.__doc__:
+        _loader.__doc__ = _loader.__doc__.replace("{toy_args}", _TOY_ARGS_DOC)
+del _loader
 
 
 def _check_toy_options(name: str, n_samples: int, noise: float, seed: int) -> tuple[int, float, int]:
@@ -118,7 +124,17 @@ def _check_toy_options(name: str, n_samples: int, noise: float, seed: int) -> tu
     return n_samples, noise, seed
 
 
-def _toy_dataset(name: str, points: np.ndarray, labels: np.ndarray, classes: tuple[str, str]) -> Dataset:
+def _generate_toy(
+    name: str,
+    generate: Callable[..., tuple[np.ndarray, np.ndarray]],
+    classes: tuple[str, str],
+    n_samples: int,
+    noise: float,
+    seed: int,
+) -> Dataset:
+    """Check the options, draw the points with the scikit-learn generator ``generate`` and wrap them."""
+    n_samples, noise, seed = _check_toy_options(name, n_samples, noise, seed)
+    points, labels = generate(n_samples=n_samples, noise=noise, random_state=seed)
     x = torch.from_numpy(points.astype(np.float32))
     y = torch.from_numpy(labels.astype(np.int64))
     return Dataset(name, x, y, None, None, classes, "generated")

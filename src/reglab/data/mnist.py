@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from reglab._validation import check_choice
+from reglab.data.builtin import DIGIT_CLASSES
 from reglab.data.dataset import Dataset
 from reglab.data.idx import read_idx
 from reglab.data.registry import register_dataset
@@ -64,17 +65,15 @@ _FASHION = _Spec(
 _MNIST = _Spec(
     name="mnist",
     torchvision_name="MNIST",
-    classes=tuple(str(digit) for digit in range(10)),
+    classes=DIGIT_CLASSES,
     apt_package=None,
 )
 _SPECS = {spec.name: spec for spec in (_FASHION, _MNIST)}
 
 
-@register_dataset("fashion-mnist")
-def load_fashion_mnist(*, data_dir: Path | None = None, download: bool = False) -> Dataset:
-    """Load Fashion-MNIST: 60,000 training and 10,000 official test images of clothing.
-
-    Args:
+# The arguments, return value and errors that the two loaders' docstrings share, spliced in
+# for their ``{idx_loader}`` placeholder below them.
+_IDX_LOADER_DOC = """Args:
         data_dir: a directory to look in first, and where ``download=True`` saves the files.
         download: fetch the files with torchvision when they are found nowhere else.
 
@@ -83,7 +82,14 @@ def load_fashion_mnist(*, data_dir: Path | None = None, download: bool = False) 
 
     Raises:
         DataError: the files were not found (the message lists every directory searched),
-            are corrupt, or the download failed.
+            are corrupt, or the download failed."""
+
+
+@register_dataset("fashion-mnist")
+def load_fashion_mnist(*, data_dir: Path | None = None, download: bool = False) -> Dataset:
+    """Load Fashion-MNIST: 60,000 training and 10,000 official test images of clothing.
+
+    {idx_loader}
     """
     return _load(_FASHION, data_dir, download)
 
@@ -92,18 +98,16 @@ def load_fashion_mnist(*, data_dir: Path | None = None, download: bool = False) 
 def load_mnist(*, data_dir: Path | None = None, download: bool = False) -> Dataset:
     """Load MNIST: 60,000 training and 10,000 official test images of handwritten digits.
 
-    Args:
-        data_dir: a directory to look in first, and where ``download=True`` saves the files.
-        download: fetch the files with torchvision when they are found nowhere else.
-
-    Returns:
-        A :class:`Dataset` with images of shape ``(1, 28, 28)`` in [0, 1].
-
-    Raises:
-        DataError: the files were not found (the message lists every directory searched),
-            are corrupt, or the download failed.
+    {idx_loader}
     """
     return _load(_MNIST, data_dir, download)
+
+
+# Under ``python -OO`` docstrings are None and nothing is spliced.
+for _loader in (load_fashion_mnist, load_mnist):
+    if _loader.__doc__:
+        _loader.__doc__ = _loader.__doc__.replace("{idx_loader}", _IDX_LOADER_DOC)
+del _loader
 
 
 def search_dirs(name: str, data_dir: str | os.PathLike[str] | None = None) -> list[Path]:

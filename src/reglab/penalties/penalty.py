@@ -67,6 +67,23 @@ class _Penalty:
         return f"{type(self).__name__}({self._repr_args()}, params={self.params!r})"
 
 
+# The arguments, attributes and return value that the L2 and L1 docstrings share, spliced
+# in for their ``{strength_penalty}`` placeholder below the classes.
+_STRENGTH_PENALTY_DOC = r"""Args:
+        strength: :math:`\lambda \ge 0`. 0 switches the penalty off.
+        params: which parameters to penalize: ``"weights"`` (two or more dimensions, the
+            default), ``"all"``, a list of name patterns, or a mapping from pattern to
+            strength whose values replace ``strength``. See
+            :func:`~reglab.penalties.select_parameters`.
+
+    Attributes:
+        strength: :math:`\lambda`.
+        params: the normalized ``params`` argument.
+
+    Returns:
+        Called on a model, a 0-dim tensor on the parameters' device."""
+
+
 class L2(_Penalty):
     r"""The L2 penalty :math:`\frac{\lambda}{2} \sum w^2`, also called ridge regularization.
 
@@ -90,19 +107,7 @@ class L2(_Penalty):
     there. Use ``torch.optim.AdamW`` with :func:`~reglab.penalties.adamw_param_groups`
     instead.
 
-    Args:
-        strength: :math:`\lambda \ge 0`. 0 switches the penalty off.
-        params: which parameters to penalize: ``"weights"`` (two or more dimensions, the
-            default), ``"all"``, a list of name patterns, or a mapping from pattern to
-            strength whose values replace ``strength``. See
-            :func:`~reglab.penalties.select_parameters`.
-
-    Attributes:
-        strength: :math:`\lambda`.
-        params: the normalized ``params`` argument.
-
-    Returns:
-        Called on a model, a 0-dim tensor on the parameters' device.
+    {strength_penalty}
 
     Example::
 
@@ -128,19 +133,7 @@ class L1(_Penalty):
     measure the effect with :func:`~reglab.penalties.sparsity` and a small threshold. Keras's
     ``regularizers.L1(l1)`` adds the same term: ``strength = l1``.
 
-    Args:
-        strength: :math:`\lambda \ge 0`. 0 switches the penalty off.
-        params: which parameters to penalize: ``"weights"`` (two or more dimensions, the
-            default), ``"all"``, a list of name patterns, or a mapping from pattern to
-            strength whose values replace ``strength``. See
-            :func:`~reglab.penalties.select_parameters`.
-
-    Attributes:
-        strength: :math:`\lambda`.
-        params: the normalized ``params`` argument.
-
-    Returns:
-        Called on a model, a 0-dim tensor on the parameters' device.
+    {strength_penalty}
 
     Example::
 
@@ -155,6 +148,13 @@ class L1(_Penalty):
 
     def _term(self, param: Tensor) -> Tensor:
         return param.abs().sum()
+
+
+# Under ``python -OO`` docstrings are None and nothing is spliced.
+for _cls in (L2, L1):
+    if _cls.__doc__:
+        _cls.__doc__ = _cls.__doc__.replace("{strength_penalty}", _STRENGTH_PENALTY_DOC)
+del _cls
 
 
 class ElasticNet(_Penalty):

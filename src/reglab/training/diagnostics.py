@@ -55,7 +55,8 @@ def layer_stats(model: nn.Module, x: Tensor) -> list[dict[str, Any]]:
     hidden ``nn.Linear`` comes before its ``nn.ReLU``, as :func:`reglab.nn.build_model` builds.
     """
     stats = [asdict(layer) for layer in weight_report(model)]
-    dead = dead_relu_fractions(model, x)
+    parameter = next(model.parameters(), None)
+    dead = dead_relu_fractions(model, x if parameter is None else x.to(parameter.dtype))
 
     hidden_weights = []
     if isinstance(model, nn.Sequential):

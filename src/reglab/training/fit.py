@@ -9,8 +9,9 @@ Every run follows the same steps:
    strategy asks for it), then normalized with the training split's statistics.
 3. After each epoch, measure ``train_loss``, ``train_acc``, ``val_loss`` and ``val_acc`` in
    eval mode on non-augmented data, and ``gap = train_acc - val_acc``.
-4. When training ends, restore the best weights (early stopping), check that eval mode is
-   deterministic, and evaluate the sealed test set exactly once.
+4. When training ends, restore the best weights (early stopping), optionally refit on
+   training plus validation data for the selected number of epochs, check that eval mode
+   is deterministic, and evaluate the sealed test set exactly once.
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ class TrainingError(ReglabError):
 
 @dataclass
 class RunResult:
-    """What one run produced, in the form the store keeps.
+    """The outputs of one run, in the form the store keeps.
 
     Attributes:
         config: the settings of the run.

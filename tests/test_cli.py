@@ -53,13 +53,14 @@ def test_train_prints_history_and_test_metrics(tmp_path):
         (["--strategies", "l2,magic"], "Unknown strategy 'magic'"),
         (["--model", "cnn:5"], "Unknown model spec 'cnn:5'"),
         (["--lr", "fast"], "lr must be a positive number or 'auto', got 'fast'"),
-        (["--lr", "-1"], "lr.lr: Input should be greater than 0"),
-        (["--dropout", "1.2"], "strategies.dropout.dropout.p: Input should be less than 1, got 1.2"),
-        (["--dropout", "1"], "strategies.dropout.dropout.p: Input should be less than 1, got 1.0"),
-        (["--input-dropout", "-0.1"], "dropout.input_p: Input should be greater than or equal to 0, got -0.1"),
-        (["--l2", "-0.001"], "strategies.l2.l2: Input should be greater than or equal to 0, got -0.001"),
-        (["--l1", "-1"], "strategies.l1.l1: Input should be greater than or equal to 0, got -1.0"),
-        (["--patience", "-2"], "strategies.early-stopping.early_stopping.patience: Input should be greater than"),
+        (["--lr", "-1"], "compare: --lr must be > 0, got -1.0."),
+        (["--dropout", "1.2"], "compare: --dropout must be in [0, 1), got 1.2."),
+        (["--dropout", "1"], "compare: --dropout must be in [0, 1), got 1.0."),
+        (["--input-dropout", "-0.1"], "compare: --input-dropout must be in [0, 1), got -0.1."),
+        (["--l2", "-0.001"], "compare: --l2 must be >= 0 (use 0 to switch it off), got -0.001."),
+        (["--l1", "-1"], "compare: --l1 must be >= 0 (use 0 to switch it off), got -1.0."),
+        (["--patience", "-2"], "compare: --patience must be an int >= 0, got -2."),
+        (["--device", "banana"], "device 'banana' is not a torch device"),
     ],
 )
 def test_compare_bad_input(tmp_path, args, message):
@@ -83,6 +84,7 @@ def test_compare_unwritable_output_folder(tmp_path):
 
 def test_missing_idx_files_list_where_reglab_looked(tmp_path, monkeypatch):
     monkeypatch.setenv("REGLAB_DATA", str(tmp_path / "env"))
+    (tmp_path / "none").mkdir()
     result = invoke("compare", "--dataset", "mnist", "--data-dir", str(tmp_path / "none"), "--out", str(tmp_path), "--quiet")
 
     assert result.exit_code == 2
@@ -117,3 +119,22 @@ def test_compare_on_debian_fashion_mnist(tmp_path):
     rows = (tmp_path / "fashion-mnist_mlp-64" / "results.csv").read_text().splitlines()
     assert len(rows) == 3
     assert "augment" in result.output
+
+
+def test_compare_cuda_without_gpu(tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    result = invoke("compare", *TINY, "--device", "cuda", "--out", str(tmp_path), "--quiet")
+
+    assert result.exit_code == 2
+    assert "CUDA is not available on this machine; use --device cpu" in result.output
+    assert not (tmp_path / "digits_mlp-32").exists()
+
+
+def test_missing_data_dir_is_an_error(tmp_path):
+    result = invoke("compare", "--dataset", "fashion-mnist", "--data-dir", str(tmp_path / "typo"), "--out", str(tmp_path), "--quiet")
+
+    assert result.exit_code == 2
+    assert f"data folder '{tmp_path / 'typo'}' (--data-dir) not found" in result.output

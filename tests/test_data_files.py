@@ -197,6 +197,7 @@ def test_data_dir_before_env(tmp_path, isolated_lookup, monkeypatch):
 
 def test_system_dir_used_last(tmp_path, isolated_lookup):
     fake_idx_set(isolated_lookup["fashion-mnist"], n_train=20)
+    (tmp_path / "empty").mkdir()
     data = load_dataset("fashion-mnist", data_dir=tmp_path / "empty")
     assert data.source == str(isolated_lookup["fashion-mnist"])
 

@@ -165,3 +165,13 @@ def test_report_has_per_layer_table(tiny_spec, tmp_path):
     html = outcome.report_path.read_text()
     assert "dead ReLUs (%)" in html
     assert html.count("<td>32×64</td>") == 3
+
+
+def test_one_epoch_study_with_learning_rate_search(tiny_spec, tmp_path):
+    spec = tiny_spec.model_copy(update={"epochs": 1, "lr_grid": [0.1, 0.01], "seeds": [0]})
+    with RunStore(tmp_path / "reglab.db") as store:
+        result = run_study(spec, store)
+
+    assert len(result.runs) == 3
+    assert all(run["test_metrics"]["test_acc"] > 0 for run in result.runs)
+    assert all(run["role"] == "run" for run in result.runs)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from reglab.cli._common import console
@@ -39,5 +40,12 @@ class RichProgress:
 
     def run_finished(self, label: str, *, skipped: bool, error: str | None = None) -> None:
         if error:
-            console.print(f"[red]failed[/] {label}: {error}", highlight=False)
+            console.print(f"[red]failed[/] {label}: {escape(error)}", highlight=False)
         self._progress.update(self._runs, advance=1, status="(skipped finished)" if skipped else "")
+
+        # Progress bars are not drawn when the output is a file or a pipe, so a long study
+        # would print nothing until it ends; one line per run keeps a log readable.
+        if not console.is_terminal and not error:
+            done = int(self._progress.tasks[self._runs].completed)
+            total = self._progress.tasks[self._runs].total
+            console.print(f"{'skipped finished' if skipped else 'finished'} {label} ({done}/{total})", highlight=False)

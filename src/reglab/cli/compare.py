@@ -72,6 +72,23 @@ def compare(
     data_dir: Optional[Path] = DataDirOption,
     download: bool = DownloadOption,
     quiet: bool = QuietOption,
+    backend: str = typer.Option(
+        "local",
+        "--backend",
+        help=(
+            "Where runs train: local (this process) or ray (each run, or each seed's batched runs, is a task "
+            "on a Ray cluster; needs pip install 'reglab[ray]'). Only this process writes to the run database."
+        ),
+    ),
+    address: Optional[str] = typer.Option(
+        None,
+        "--address",
+        help=(
+            "HOST:PORT of a running Ray cluster's head node (ray start --head prints it). Without it, "
+            "--backend ray starts a local Ray instance on 127.0.0.1 for this command."
+        ),
+        show_default=False,
+    ),
     tensorboard: Optional[Path] = typer.Option(
         None,
         "--tensorboard",
@@ -86,7 +103,7 @@ def compare(
     from reglab.study import CompareOptions, compare_study
 
     if study_file is not None:
-        from reglab.study.studyfile import StudyOverrides, load_study_file
+        from reglab.study.studyfile import StudyOverrides, read_study_file
 
         def given(parameter: str, value: object) -> object:
             """Return ``value`` when the option was given on the command line, else None."""
@@ -109,8 +126,11 @@ def compare(
             p=given("dropout", dropout),
             input_p=given("input_dropout", input_dropout),
             patience=given("patience", patience),
+            backend=given("backend", backend),
+            address=given("address", address),
         )
-        spec = load_study_file(study_file, overrides)
+        study = read_study_file(study_file, overrides)
+        spec, backend, address = study.spec, study.backend, study.address
     else:
         options = CompareOptions(
             dataset=dataset,
@@ -124,13 +144,14 @@ def compare(
             defaults=StrategyDefaults(l2=l2, l1=l1, p=dropout, input_p=input_dropout, patience=patience),
         )
         spec = options.to_spec()
+    from reglab.study.runner import check_backend, count_runs
+
+    check_backend(backend, address)
     out = prepare_output_folder(out)
     if tensorboard is not None:
         from reglab.study.tensorboard import check_tensorboard
 
         check_tensorboard()
-
-    from reglab.study.runner import count_runs
 
     progress = contextlib.nullcontext(None) if quiet else RichProgress(count_runs(spec))
     try:
@@ -142,6 +163,8 @@ def compare(
                 download=download,
                 device=device,
                 progress=bars,
+                backend=backend,
+                address=address,
             )
     except KeyboardInterrupt:
         console.print(

@@ -131,6 +131,14 @@ def search_dirs(name: str, data_dir: str | os.PathLike[str] | None = None) -> li
 
 
 def _load(spec: _Spec, data_dir: Path | None, download: bool) -> Dataset:
+    # An explicit folder that does not exist is a typo, not a reason to fall back silently
+    # to $REGLAB_DATA or the system folders; with download=True it is where files go.
+    if data_dir is not None and not download and not Path(data_dir).expanduser().is_dir():
+        raise DataError(
+            f"data folder '{data_dir}' (--data-dir) not found. Pass an existing folder that contains the "
+            f"{spec.name} IDX files, or leave --data-dir out to search ${ENV_VAR} and the system folders."
+        )
+
     searched: list[str] = []
     for directory in search_dirs(spec.name, data_dir):
         files, missing = _find_files(directory)

@@ -9,6 +9,7 @@ from pathlib import Path
 import torch
 
 from reglab.data import load_dataset
+from reglab._validation import check_int, check_non_negative, check_positive, check_probability
 from reglab.errors import ConfigError, DataError
 from reglab.study.report import build_report, render_report
 from reglab.study.runner import StudyProgress, StudyResult, run_study
@@ -41,6 +42,7 @@ class CompareOptions:
     defaults: StrategyDefaults = StrategyDefaults()
 
     def to_spec(self) -> StudySpec:
+        self._check_defaults()
         strategies = resolve_strategies(self.strategies or list(STRATEGY_NAMES), self.defaults)
         if self.seeds < 1:
             raise ConfigError(f"compare: seeds must be an int >= 1, got {self.seeds!r}.")
@@ -59,9 +61,20 @@ class CompareOptions:
                 lr = float(self.lr)
             except ValueError:
                 raise ConfigError(f"compare: lr must be a positive number or 'auto', got {self.lr!r}.") from None
+            check_positive("compare", "--lr", lr)
             data["optimizer"] = validate(OptimizerSettings, {"lr": lr}, "lr")
             data["lr_grid"] = None
         return validate(StudySpec, data)
+
+
+    def _check_defaults(self) -> None:
+        """Check the strength options under their command-line names, before they reach the strategies."""
+        defaults = self.defaults
+        check_non_negative("compare", "--l2", defaults.l2)
+        check_non_negative("compare", "--l1", defaults.l1)
+        check_probability("compare", "--dropout", defaults.p, allow_one=False)
+        check_probability("compare", "--input-dropout", defaults.input_p, allow_one=False)
+        check_int("compare", "--patience", defaults.patience, minimum=0)
 
 
 @dataclass
@@ -83,17 +96,27 @@ def compare_study(
     download: bool = False,
     device: str | torch.device = "cpu",
     progress: StudyProgress | None = None,
+    backend: str = "local",
+    address: str | None = None,
 ) -> CompareOutcome:
     """Run ``spec``, store its runs in ``out/reglab.db`` and write its report and CSV files.
 
     Writes ``out/<study>/report.html``, ``results.csv`` (one row per run) and ``summary.csv``
     (one row per strategy). Finished runs already in the database are not trained again.
+    ``backend`` and ``address`` choose where runs train, as in :func:`run_study`.
     """
     out = Path(out)
-    (out / spec.name).mkdir(parents=True, exist_ok=True)
-
     with RunStore(out / "reglab.db") as store:
-        result = run_study(spec, store, data_dir=data_dir, download=download, device=device, progress=progress)
+        result = run_study(
+            spec,
+            store,
+            data_dir=data_dir,
+            download=download,
+            device=device,
+            progress=progress,
+            backend=backend,
+            address=address,
+        )
     return write_study_outputs(result, out)
 
 

@@ -1,32 +1,43 @@
 """Run a study: every strategy over every seed, skipping runs that already finished.
 
 Runs are stored one by one as they finish, so an interrupted study keeps every finished run
-and the same call resumes it.
+and the same call resumes it. Where runs train is the backend's choice: ``"local"`` trains
+them in this process, one call after another, and ``"ray"`` sends each call to a Ray cluster
+as a task (:mod:`reglab.study.ray_backend`). Either way, only this process writes to the
+store.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from collections.abc import Callable
 from typing import Any, Protocol
 
 import torch
 
 from reglab.data import Dataset, load_dataset, make_split
-from reglab.errors import ReglabError
+from reglab.errors import ConfigError, ReglabError
 from reglab.study.spec import StudySpec
 from reglab.study.store import RunStore
 from reglab.training.config import RunConfig
-from reglab.training.fit import fit
+from reglab.training.device import resolve_device
+from reglab.training.fit import EpochCallback, RunResult, fit
 from reglab.training.fit_batched import batching_problem, fit_batched
 
 logger = logging.getLogger(__name__)
 
+BACKENDS = ("local", "ray")
+
 
 class StudyProgress(Protocol):
-    """Receives progress events; the command line draws them as progress bars."""
+    """Receives progress events; the command line draws them as progress bars.
+
+    On the ``"ray"`` backend, runs train in other processes, so only ``run_finished`` is
+    called, as each result arrives.
+    """
 
     def run_started(self, label: str, epochs: int) -> None: ...
 
@@ -108,6 +119,25 @@ def count_runs(spec: StudySpec) -> int:
     return len(spec.strategies) * len(spec.seeds) + searched * len(spec.lr_grid or [])
 
 
+def check_backend(backend: str, address: str | None) -> None:
+    """Check a backend name and cluster address before anything trains.
+
+    Raises:
+        ConfigError: ``backend`` is not ``"local"`` or ``"ray"``, ``address`` is given
+            without the ray backend, or the ray backend is chosen and Ray is not installed.
+    """
+    if backend not in BACKENDS:
+        raise ConfigError(f"backend must be 'local' or 'ray', got {backend!r}.")
+    if address is not None and backend != "ray":
+        raise ConfigError(
+            f"address {address!r} is only used by the ray backend; choose backend 'ray' or remove the address."
+        )
+    if backend == "ray":
+        from reglab.study.ray_backend import import_ray
+
+        import_ray(local=address is None)
+
+
 def run_study(
     spec: StudySpec,
     store: RunStore,
@@ -117,6 +147,8 @@ def run_study(
     device: str | torch.device = "cpu",
     progress: StudyProgress | None = None,
     batched: bool = True,
+    backend: str = "local",
+    address: str | None = None,
 ) -> StudyResult:
     """Train every strategy of ``spec`` over its seeds and store each run as it finishes.
 
@@ -132,121 +164,251 @@ def run_study(
     grows over many steps: after one Fashion-MNIST epoch (375 steps) the validation loss
     differed from :func:`fit`'s by 2%.
     The other runs train one at a time. The learning-rate search always runs one at a time.
+
+    Args:
+        backend: ``"local"`` trains in this process. ``"ray"`` sends each training call
+            (one run, or one seed's batched runs) to a Ray cluster as a task and stores the
+            results as they arrive. The learning-rate search goes through the backend too:
+            its runs are tasks that run in parallel, before the runs that use its choice.
+        address: ``HOST:PORT`` of a running Ray cluster; None starts a local Ray instance
+            bound to 127.0.0.1 for this call and shuts it down afterwards.
+
+    Raises:
+        ConfigError: the backend or address is invalid, or Ray is needed and not installed.
     """
+    check_backend(backend, address)
     progress = progress or _LogProgress()
+    device = resolve_device(device)
     dataset = load_dataset(spec.dataset, data_dir=data_dir, download=download)
     store.save_study(spec.name, spec.model_dump(mode="json"))
-    runner = _Runner(spec, store, dataset, torch.device(device), progress)
 
-    lr_choices = {name: runner.choose_lr(name) for name in spec.strategies}
+    with _open_backend(backend, address, dataset, device, progress) as trainer:
+        driver = _Driver(spec, store, trainer, progress)
+
+        search = [
+            [spec.run_config(name, spec.seeds[0], lr=lr, epochs=spec.search_epochs)]
+            for name, config in spec.strategies.items()
+            if config.lr is None
+            for lr in spec.lr_grid or []
+        ]
+        driver.train(search, role="lr-search", evaluate_test=False, batched=False)
+        lr_choices = {name: driver.choose_lr(name) for name in spec.strategies}
+
+        by_seed = [
+            [spec.run_config(name, seed, lr=lr_choices[name].lr) for name in spec.strategies] for seed in spec.seeds
+        ]
+        stored = driver.train(by_seed, role="run", evaluate_test=True, batched=batched)
 
     runs, failures = [], []
-    for seed in spec.seeds:
-        configs = [spec.run_config(name, seed, lr=lr_choices[name].lr) for name in spec.strategies]
-        batch = runner.train_batch(configs, role="run", evaluate_test=True) if batched else {}
+    for configs in by_seed:
         for config in configs:
-            run = batch.get(config.key()) or runner.run(config, role="run", evaluate_test=True)
+            run = stored[config.key()]
             (runs if run["status"] == "finished" else failures).append(run)
-
     return StudyResult(spec, runs, lr_choices, failures, dataset)
 
 
-class _Runner:
-    def __init__(
-        self, spec: StudySpec, store: RunStore, dataset: Dataset, device: torch.device, progress: StudyProgress
-    ) -> None:
-        self.spec = spec
-        self.store = store
+@dataclass(frozen=True)
+class WorkUnit:
+    """Runs that train in one call: a single run, or runs of one seed trained batched.
+
+    Attributes:
+        configs: the runs' settings; with more than one, they share a seed and
+            :func:`batching_problem` accepts them together.
+        role: ``"run"``, or ``"lr-search"`` for a run of the learning-rate search.
+        evaluate_test: whether the runs open their sealed test set.
+    """
+
+    configs: tuple[RunConfig, ...]
+    role: str
+    evaluate_test: bool
+
+    @property
+    def label(self) -> str:
+        """Progress label of the call."""
+        if len(self.configs) > 1:
+            return f"{len(self.configs)} strategies seed={self.configs[0].seed} (batched)"
+        return run_label(self.configs[0], self.role)
+
+    @property
+    def epochs(self) -> int:
+        """Epoch budget of the call: the largest of its runs'."""
+        return max(config.epochs for config in self.configs)
+
+
+@dataclass
+class RunFailure:
+    """A run that raised a :class:`ReglabError`, by its message.
+
+    Training returns the message instead of the exception, so results cross process
+    boundaries (Ray tasks) without pickling exception classes.
+    """
+
+    error: str
+
+
+def run_label(config: RunConfig, role: str) -> str:
+    """Return a run's progress label, e.g. ``l2 seed=1``."""
+    label = f"{config.strategy} seed={config.seed}"
+    if role == "lr-search":
+        label += f" lr={config.regularization.lr:g} (learning-rate search)"
+    return label
+
+
+def plan_units(
+    configs: Sequence[RunConfig], *, role: str, evaluate_test: bool, batched: bool
+) -> list[WorkUnit]:
+    """Group the unfinished runs of one seed into training calls.
+
+    With ``batched``, the runs that :func:`batching_problem` accepts train in one call when
+    there are at least two of them; every other run trains alone. The batched call comes
+    first, then the others in their given order.
+    """
+    together = [config for config in configs if batching_problem([config]) is None] if batched else []
+    if len(together) < 2 or batching_problem(together) is not None:
+        together = []
+
+    keys = {config.key() for config in together}
+    units = [WorkUnit(tuple(together), role, evaluate_test)] if together else []
+    units += [WorkUnit((config,), role, evaluate_test) for config in configs if config.key() not in keys]
+    return units
+
+
+def train_unit(
+    unit: WorkUnit,
+    dataset: Dataset,
+    device: torch.device,
+    on_epoch_end: EpochCallback | None = None,
+) -> list[RunResult | RunFailure]:
+    """Train the runs of ``unit``; return one result per run, in order, without storing them.
+
+    Args:
+        unit: the runs.
+        dataset: the study's data set; each run makes its split from it with its seed.
+        device: where to train.
+        on_epoch_end: called after each epoch of the (first) run.
+
+    Returns:
+        A :class:`RunResult` for each run that finished and a :class:`RunFailure` for each
+        run that raised a :class:`ReglabError`.
+    """
+    first = unit.configs[0]
+    split = make_split(dataset, seed=first.seed, val_fraction=first.val_fraction, test_fraction=first.test_fraction)
+    if len(unit.configs) == 1:
+        try:
+            result = fit(first, split, device=device, on_epoch_end=on_epoch_end, evaluate_test=unit.evaluate_test)
+        except ReglabError as error:
+            return [RunFailure(str(error))]
+        return [result]
+
+    # The runs share the seed and fractions, so their splits are equal: use one and give
+    # every run its own sealed copy of the test set.
+    splits = [split] + [dataclasses.replace(split, test=split.test.unopened_copy()) for _ in unit.configs[1:]]
+
+    def on_member_epoch_end(member: int, epoch: int, row: dict[str, float]) -> None:
+        if member == 0 and on_epoch_end is not None:
+            on_epoch_end(epoch, row)
+
+    results = fit_batched(
+        list(unit.configs),
+        splits,
+        device,
+        on_epoch_end=on_member_epoch_end,
+        evaluate_test=unit.evaluate_test,
+        errors="return",
+    )
+    return [RunFailure(str(result)) if isinstance(result, ReglabError) else result for result in results]
+
+
+class Trainer(Protocol):
+    """Trains work units and yields each with its results, in the order they finish."""
+
+    def train(self, units: list[WorkUnit]) -> Iterator[tuple[WorkUnit, list[RunResult | RunFailure]]]: ...
+
+
+class LocalTrainer:
+    """Trains work units in this process, one after another, reporting every epoch."""
+
+    def __init__(self, dataset: Dataset, device: torch.device, progress: StudyProgress) -> None:
         self.dataset = dataset
         self.device = device
+        self.progress = progress
+
+    def train(self, units: list[WorkUnit]) -> Iterator[tuple[WorkUnit, list[RunResult | RunFailure]]]:
+        for unit in units:
+            self.progress.run_started(unit.label, unit.epochs)
+            yield unit, train_unit(unit, self.dataset, self.device, self.progress.epoch_finished)
+
+
+@contextmanager
+def _open_backend(
+    backend: str, address: str | None, dataset: Dataset, device: torch.device, progress: StudyProgress
+) -> Iterator[Trainer]:
+    if backend == "local":
+        yield LocalTrainer(dataset, device, progress)
+        return
+
+    from reglab.study.ray_backend import RayTrainer
+
+    trainer = RayTrainer(address, dataset, device)
+    try:
+        yield trainer
+    finally:
+        trainer.close()
+
+
+class _Driver:
+    """Skips finished runs, hands the others to a trainer and stores each result as it arrives."""
+
+    def __init__(self, spec: StudySpec, store: RunStore, trainer: Trainer, progress: StudyProgress) -> None:
+        self.spec = spec
+        self.store = store
+        self.trainer = trainer
         self.progress = progress
 
     def choose_lr(self, strategy: str) -> LearningRateChoice:
         def search(lr: float) -> float | None:
             config = self.spec.run_config(strategy, self.spec.seeds[0], lr=lr, epochs=self.spec.search_epochs)
-            run = self.run(config, role="lr-search", evaluate_test=False)
-            return run["final_metrics"]["val_acc"] if run["status"] == "finished" else None
+            run = self.store.finished_run(self.spec.name, config.key())
+            return run["final_metrics"]["val_acc"] if run is not None else None
 
         return learning_rate_choice(self.spec, strategy, search)
 
-    def run(self, config: RunConfig, *, role: str, evaluate_test: bool) -> dict[str, Any]:
-        label = f"{config.strategy} seed={config.seed}"
-        if role == "lr-search":
-            label += f" lr={config.regularization.lr:g} (learning-rate search)"
+    def train(
+        self, groups: list[list[RunConfig]], *, role: str, evaluate_test: bool, batched: bool
+    ) -> dict[str, dict[str, Any]]:
+        """Train the unfinished runs of ``groups`` (each group: runs of one seed) and store them.
 
-        finished = self.store.finished_run(self.spec.name, config.key())
-        if finished is not None:
-            self.progress.run_finished(label, skipped=True)
-            return finished
+        Returns:
+            Every run of ``groups`` by :meth:`RunConfig.key`: the stored row of a finished
+            run, or a short record (id, status, strategy, seed, error) of a failed one.
+        """
+        runs: dict[str, dict[str, Any]] = {}
+        units: list[WorkUnit] = []
+        for configs in groups:
+            pending = []
+            for config in configs:
+                finished = self.store.finished_run(self.spec.name, config.key(), role=role)
+                if finished is None:
+                    pending.append(config)
+                    continue
+                runs[config.key()] = finished
+                self.progress.run_finished(run_label(config, role), skipped=True)
+            units += plan_units(pending, role=role, evaluate_test=evaluate_test, batched=batched)
 
-        self.progress.run_started(label, config.epochs)
-        split = make_split(
-            self.dataset, seed=config.seed, val_fraction=config.val_fraction, test_fraction=config.test_fraction
-        )
-        try:
-            result = fit(
-                config,
-                split,
-                device=self.device,
-                on_epoch_end=self.progress.epoch_finished,
-                evaluate_test=evaluate_test,
-            )
-        except ReglabError as error:
-            run_id = self.store.save_failure(self.spec.name, config, str(error), role=role)
-            self.progress.run_finished(label, skipped=False, error=str(error))
-            return {"id": run_id, "status": "failed", "strategy": config.strategy, "seed": config.seed, "error": str(error)}
+        for unit, results in self.trainer.train(units):
+            for config, result in zip(unit.configs, results):
+                runs[config.key()] = self._store(config, result, role)
+        return runs
+
+    def _store(self, config: RunConfig, result: RunResult | RunFailure, role: str) -> dict[str, Any]:
+        label = run_label(config, role)
+        if isinstance(result, RunFailure):
+            run_id = self.store.save_failure(self.spec.name, config, result.error, role=role)
+            self.progress.run_finished(label, skipped=False, error=result.error)
+            return {"id": run_id, "status": "failed", "strategy": config.strategy, "seed": config.seed, "error": result.error}
 
         self.store.save_run(self.spec.name, result, role=role)
         self.progress.run_finished(label, skipped=False)
         stored = self.store.finished_run(self.spec.name, config.key())
         assert stored is not None
-        return stored
-
-    def train_batch(self, configs: list[RunConfig], *, role: str, evaluate_test: bool) -> dict[str, dict[str, Any]]:
-        """Train the unfinished ``configs`` that can be batched in one call, and store each run.
-
-        Returns:
-            The stored runs by :meth:`RunConfig.key`; empty when fewer than two runs qualify.
-        """
-        pending = [config for config in configs if self.store.finished_run(self.spec.name, config.key()) is None]
-        batch = [config for config in pending if batching_problem([config]) is None]
-        if len(batch) < 2 or batching_problem(batch) is not None:
-            return {}
-
-        seed = batch[0].seed
-        self.progress.run_started(f"{len(batch)} strategies seed={seed} (batched)", max(c.epochs for c in batch))
-        # The runs share the seed and fractions, so their splits are equal: make one and
-        # give every run its own sealed copy of the test set.
-        first = make_split(
-            self.dataset, seed=seed, val_fraction=batch[0].val_fraction, test_fraction=batch[0].test_fraction
-        )
-        splits = [first] + [dataclasses.replace(first, test=first.test.unopened_copy()) for _ in batch[1:]]
-
-        def on_epoch_end(member: int, epoch: int, row: dict[str, float]) -> None:
-            if member == 0:
-                self.progress.epoch_finished(epoch, row)
-
-        results = fit_batched(
-            batch, splits, self.device, on_epoch_end=on_epoch_end, evaluate_test=evaluate_test, errors="return"
-        )
-
-        stored: dict[str, dict[str, Any]] = {}
-        for config, result in zip(batch, results):
-            label = f"{config.strategy} seed={config.seed}"
-            if isinstance(result, ReglabError):
-                run_id = self.store.save_failure(self.spec.name, config, str(result), role=role)
-                stored[config.key()] = {
-                    "id": run_id,
-                    "status": "failed",
-                    "strategy": config.strategy,
-                    "seed": config.seed,
-                    "error": str(result),
-                }
-                self.progress.run_finished(label, skipped=False, error=str(result))
-                continue
-            self.store.save_run(self.spec.name, result, role=role)
-            run = self.store.finished_run(self.spec.name, config.key())
-            assert run is not None
-            stored[config.key()] = run
-            self.progress.run_finished(label, skipped=False)
         return stored

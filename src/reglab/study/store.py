@@ -262,11 +262,19 @@ class RunStore:
             result.append(item)
         return result
 
-    def finished_run(self, study: str, run_key: str) -> dict[str, Any] | None:
-        """Return the finished run with this settings key, or None."""
-        row = self._connection.execute(
-            "SELECT * FROM runs WHERE study = ? AND run_key = ? AND status = 'finished'", (study, run_key)
-        ).fetchone()
+    def finished_run(self, study: str, run_key: str, *, role: str | None = None) -> dict[str, Any] | None:
+        """Return the finished run with this settings key, or None.
+
+        With ``role="run"`` only a run whose sealed test set was evaluated counts. A
+        learning-rate search run with the same settings as a main run (when the search
+        budget equals the epoch budget) trained identically but left its test set sealed,
+        so it does not stand in for the main run; the main run replaces it when stored.
+        """
+        query = "SELECT * FROM runs WHERE study = ? AND run_key = ? AND status = 'finished'"
+        params: list[Any] = [study, run_key]
+        if role == "run":
+            query += " AND role = 'run'"
+        row = self._connection.execute(query, params).fetchone()
         return self._decode(row) if row else None
 
     def runs(self, study: str, *, role: str | None = "run") -> list[dict[str, Any]]:

@@ -73,7 +73,7 @@ def resolve_strategies(names: list[str], defaults: StrategyDefaults | None = Non
     unknown = [name for name in names if name not in STRATEGY_NAMES]
     if unknown:
         known = ", ".join(STRATEGY_NAMES)
-        raise ConfigError(f"Unknown strategy {unknown[0]!r}; expected a comma-separated list of: {known}.")
+        raise ConfigError(f"Unknown strategy {unknown[0]!r}; the built-in strategies are: {known}.")
 
     available = builtin_strategies(defaults)
     ordered = ["baseline"] + [name for name in names if name != "baseline"]

@@ -6,6 +6,9 @@ strategy (``builtin: l2``) with some of its fields overridden. ``reglab init`` w
 commented example (:data:`EXAMPLE_STUDY_FILE`).
 
 Values given on the command line override the file's; :class:`StudyOverrides` contains them.
+Two keys say where the study trains rather than what it trains, so they are not part of the
+:class:`StudySpec`: ``backend`` (``local`` or ``ray``) and ``address`` (a Ray cluster's
+``HOST:PORT``); :func:`read_study_file` returns them.
 """
 
 from __future__ import annotations
@@ -45,6 +48,17 @@ class StudyFile(_Settings):
     val_fraction: float = Field(0.2, gt=0.0, lt=1.0)
     test_fraction: float = Field(0.2, gt=0.0, lt=1.0)
     strategies: Union[list[str], dict[str, Union[dict[str, Any], None]], None] = None
+    backend: Literal["local", "ray"] = "local"
+    address: str | None = None
+
+
+@dataclass
+class StudyFileContents:
+    """A study file's :class:`StudySpec` and where its runs train."""
+
+    spec: StudySpec
+    backend: str = "local"
+    address: str | None = None
 
 
 @dataclass
@@ -69,10 +83,21 @@ class StudyOverrides:
     p: float | None = None
     input_p: float | None = None
     patience: int | None = None
+    backend: str | None = None
+    address: str | None = None
 
 
 def load_study_file(path: str | Path, overrides: StudyOverrides | None = None) -> StudySpec:
     """Read a YAML study file and return its validated :class:`StudySpec`.
+
+    Raises:
+        ConfigError: as :func:`read_study_file`.
+    """
+    return read_study_file(path, overrides).spec
+
+
+def read_study_file(path: str | Path, overrides: StudyOverrides | None = None) -> StudyFileContents:
+    """Read a YAML study file and return its validated :class:`StudySpec`, backend and address.
 
     Args:
         path: the study file.
@@ -104,9 +129,20 @@ def load_study_file(path: str | Path, overrides: StudyOverrides | None = None) -
             f"got a {type(data).__name__}."
         )
     try:
-        return study_spec_from_dict(data, overrides, default_name=path.stem)
+        spec = study_spec_from_dict(data, overrides, default_name=path.stem)
+        backend, address = _resolve_backend(validate(StudyFile, data), overrides or StudyOverrides())
     except ConfigError as error:
         raise ConfigError(f"invalid study file '{path}':\n{error}") from None
+    return StudyFileContents(spec, backend, address)
+
+
+def _resolve_backend(study_file: StudyFile, overrides: StudyOverrides) -> tuple[str, str | None]:
+    """Return the backend and Ray address; the file's address is dropped when ``--backend local`` overrides it."""
+    backend = _pick(overrides.backend, study_file.backend)
+    address = overrides.address
+    if address is None and overrides.backend in (None, "ray"):
+        address = study_file.address
+    return backend, address
 
 
 def study_spec_from_dict(

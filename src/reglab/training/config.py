@@ -125,7 +125,7 @@ def format_validation_error(error: ValidationError, prefix: str = "") -> str:
     lines = []
     for item in error.errors():
         path = ".".join(str(part) for part in (prefix, *item["loc"]) if part != "")
-        message = item["msg"].removeprefix("Value error, ")
+        message = item["msg"].removeprefix("Value error, ").rstrip(".")
         if item["type"] == "extra_forbidden":
             message = "unknown setting; check the spelling"
         got = item.get("input")

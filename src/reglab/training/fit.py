@@ -34,6 +34,7 @@ from reglab.nn.checks import check_eval_deterministic
 from reglab.nn.models import build_model
 from reglab.penalties import L1, L2, MaxNorm, check_optimizer
 from reglab.training.config import RunConfig
+from reglab.training.device import resolve_device
 from reglab.training.diagnostics import layer_stats
 from reglab.training.evaluate import evaluate
 from reglab.training.optim import build_optimizer
@@ -104,10 +105,11 @@ def fit(
         TrainingError: the training loss became NaN or infinite.
         SealedTestSetError: the split's test set was already opened.
     """
-    devices = [torch.device(device).index or 0] if torch.device(device).type == "cuda" else []
+    device = resolve_device(device)
+    devices = [device.index or 0] if device.type == "cuda" else []
     with torch.random.fork_rng(devices=devices):
         torch.manual_seed(config.seed)
-        return _fit(config, split.to(device), torch.device(device), on_epoch_end, evaluate_test)
+        return _fit(config, split.to(device), device, on_epoch_end, evaluate_test)
 
 
 def _fit(

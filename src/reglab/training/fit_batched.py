@@ -42,6 +42,7 @@ from reglab.nn.checks import check_eval_deterministic
 from reglab.nn.models import build_model, parse_model_spec
 from reglab.training.batched import BatchedMLP, MemberSettings, member_model
 from reglab.training.config import RunConfig
+from reglab.training.device import resolve_device
 from reglab.training.diagnostics import layer_stats
 from reglab.training.evaluate import evaluate
 from reglab.training.fit import RunResult, TrainingError
@@ -133,7 +134,7 @@ def fit_batched(
         raise ConfigError(f"fit_batched: {problem}; train these configurations one at a time with fit().")
     splits = _check_splits(configs, split)
 
-    device = torch.device(device)
+    device = resolve_device(device)
     devices = [device.index or 0] if device.type == "cuda" else []
     with torch.random.fork_rng(devices=devices):
         trainer = _BatchedTrainer(configs, splits[0].to(device), device, dtype, data_seed)

@@ -11,6 +11,7 @@ import matplotlib
 matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
@@ -57,6 +58,7 @@ def learning_curves(runs_by_strategy: dict[str, list[dict[str, Any]]]) -> bytes:
                 ax.axvline(run["best_epoch"], color="gray", linestyle=":", linewidth=1)
         ax.set_title(name)
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
     for ax in axes[:, 0]:
         ax.set_ylabel("accuracy (%)")
@@ -77,8 +79,9 @@ def gap_curves(runs_by_strategy: dict[str, list[dict[str, Any]]]) -> bytes:
     ax.axhline(0, color="black", linewidth=0.8)
     ax.set_xlabel("epoch")
     ax.set_ylabel("train − validation accuracy (points)")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, ncol=2)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     figure.tight_layout()
     return _png(figure)
 

@@ -7,6 +7,8 @@ left as it was, so a reproduced run still counts as evaluated once.
 
 On the same device and library versions, reglab's runs are deterministic, so the comparison
 is exact: any difference in a history row, a final metric or a test metric is a mismatch.
+When the run's weight checkpoint exists (:mod:`reglab.study.checkpoints`), every retrained
+tensor must also equal the checkpoint's bit for bit.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import torch
 
 from reglab.data import load_dataset, make_split
 from reglab.errors import ConfigError
+from reglab.study.checkpoints import checkpoint_path, load_checkpoint
 from reglab.study.store import RunStore, library_versions
 from reglab.training.config import RunConfig
 from reglab.training.fit import RunResult, TrainingError, fit
@@ -123,6 +126,9 @@ def reproduce_run(
         )
     else:
         verification = compare_with_stored(stored, result)
+        checkpoint = checkpoint_path(store.path.parent, stored["study"], run_id)
+        if checkpoint.is_file() and result.model is not None:
+            compare_weights(verification, load_checkpoint(checkpoint), result.model.state_dict())
     if members is not None:
         verification.notes.append(f"trained by the batched engine in a batch of {members}, retrained in a batch of 1")
     if config.key() != stored["run_key"]:
@@ -164,6 +170,29 @@ def compare_with_stored(stored: dict[str, Any], result: RunResult) -> Verificati
         compared=len(pairs),
         test_accesses=result.test_accesses,
     )
+
+
+def compare_weights(verification: Verification, stored: dict[str, Any], reproduced: dict[str, Any]) -> None:
+    """Add the checkpoint's tensors to ``verification``, each compared bit for bit.
+
+    A tensor that differs is recorded as ``weights.<name>`` with its maximum absolute
+    difference, or with its shape when the shapes differ.
+    """
+    for name in sorted(set(stored) | set(reproduced)):
+        verification.compared += 1
+        old, new = stored.get(name), reproduced.get(name)
+        if old is None or new is None:
+            presence = ("present" if old is not None else "missing", "present" if new is not None else "missing")
+            difference = MetricDifference(f"weights.{name}", *presence)
+        elif old.shape != new.shape:
+            difference = MetricDifference(f"weights.{name}", f"shape {list(old.shape)}", f"shape {list(new.shape)}")
+        elif torch.equal(old, new.detach().cpu()):
+            continue
+        else:
+            max_difference = (old.double() - new.detach().cpu().double()).abs().max().item()
+            difference = MetricDifference(f"weights.{name}", "checkpoint", f"max absolute difference {max_difference:g}")
+        verification.differences.append(difference)
+        verification.identical = False
 
 
 def _same(a: Any, b: Any) -> bool:

@@ -20,6 +20,7 @@ import torch
 
 from reglab.data import Dataset, load_dataset, make_split
 from reglab.errors import ConfigError, ReglabError
+from reglab.study.checkpoints import checkpoint_path, save_checkpoint
 from reglab.study.spec import StudySpec
 from reglab.study.store import RunStore
 from reglab.training.config import RunConfig
@@ -401,13 +402,24 @@ class _Driver:
         return runs
 
     def _store(self, config: RunConfig, result: RunResult | RunFailure, role: str) -> dict[str, Any]:
+        """Store one result and return its stored row.
+
+        A finished run with role ``"run"`` also gets a weight checkpoint next to the store
+        (:func:`reglab.study.checkpoints.checkpoint_path`), written after its row is committed.
+        NOTE: a process killed between the commit and the write leaves a stored run without
+        a checkpoint, and a resumed study skips that run, so it never gets one.
+        A result without a model gets no checkpoint: results from Ray workers arrive with
+        ``model`` set to None.
+        """
         label = run_label(config, role)
         if isinstance(result, RunFailure):
             run_id = self.store.save_failure(self.spec.name, config, result.error, role=role)
             self.progress.run_finished(label, skipped=False, error=result.error)
             return {"id": run_id, "status": "failed", "strategy": config.strategy, "seed": config.seed, "error": result.error}
 
-        self.store.save_run(self.spec.name, result, role=role)
+        run_id = self.store.save_run(self.spec.name, result, role=role)
+        if role == "run" and result.model is not None:
+            save_checkpoint(result.model, checkpoint_path(self.store.path.parent, self.spec.name, run_id))
         self.progress.run_finished(label, skipped=False)
         stored = self.store.finished_run(self.spec.name, config.key())
         assert stored is not None

@@ -89,6 +89,15 @@ def compare(
         ),
         show_default=False,
     ),
+    learning_curve: bool = typer.Option(
+        False,
+        "--learning-curve",
+        help=(
+            "After the study, train the baseline and the strategy with the highest mean validation accuracy on "
+            "10%, 25%, 50% and 100% of the first seed's training split (study epochs, each strategy's learning "
+            "rate), and add a 'Learning curve' section to the report and learning_curve.csv to the study folder."
+        ),
+    ),
     tensorboard: Optional[Path] = typer.Option(
         None,
         "--tensorboard",
@@ -165,6 +174,7 @@ def compare(
                 progress=bars,
                 backend=backend,
                 address=address,
+                learning_curve=learning_curve,
             )
     except KeyboardInterrupt:
         console.print(
@@ -179,6 +189,8 @@ def compare(
         for failure in outcome.result.failures:
             console.print(f"  {failure['strategy']} seed {failure['seed']}: {failure['error']}", highlight=False)
     console.print(f"Report: {outcome.report_path}\nResults: {outcome.results_path}\nRuns: {out / 'reglab.db'}")
+    if outcome.learning_curve_path is not None:
+        console.print(f"Learning curve: {outcome.learning_curve_path}", highlight=False)
     if tensorboard is not None:
         from reglab.study.tensorboard import write_tensorboard_scalars
 

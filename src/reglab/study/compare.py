@@ -11,6 +11,7 @@ import torch
 from reglab.data import load_dataset
 from reglab._validation import check_int, check_non_negative, check_positive, check_probability
 from reglab.errors import ConfigError, DataError
+from reglab.study.learning_curve import StudyLearningCurve, run_learning_curve, write_learning_curve_csv
 from reglab.study.report import build_report, render_report
 from reglab.study.runner import StudyProgress, StudyResult, run_study
 from reglab.study.spec import StudySpec, default_study_name
@@ -86,6 +87,7 @@ class CompareOutcome:
     report_path: Path
     results_path: Path
     summary_path: Path
+    learning_curve_path: Path | None = None
 
 
 def compare_study(
@@ -98,12 +100,18 @@ def compare_study(
     progress: StudyProgress | None = None,
     backend: str = "local",
     address: str | None = None,
+    learning_curve: bool = False,
 ) -> CompareOutcome:
     """Run ``spec``, store its runs in ``out/reglab.db`` and write its report and CSV files.
 
     Writes ``out/<study>/report.html``, ``results.csv`` (one row per run) and ``summary.csv``
     (one row per strategy). Finished runs already in the database are not trained again.
     ``backend`` and ``address`` choose where runs train, as in :func:`run_study`.
+
+    With ``learning_curve``, the baseline and the strategy with the highest mean validation
+    accuracy are then trained on 10%, 25%, 50% and 100% of the first seed's training split,
+    in this process and without storing the runs. The report gets a "Learning curve" section
+    and the numbers go to ``learning_curve.csv``.
     """
     out = Path(out)
     with RunStore(out / "reglab.db") as store:
@@ -117,7 +125,13 @@ def compare_study(
             backend=backend,
             address=address,
         )
-    return write_study_outputs(result, out)
+    curve = None
+    if learning_curve:
+        descriptions = {name: config.describe() for name, config in spec.strategies.items()}
+        curve = run_learning_curve(
+            result, summarize(result.runs, descriptions), data_dir=data_dir, download=download, device=str(device)
+        )
+    return write_study_outputs(result, out, learning_curve=curve)
 
 
 def report_study(
@@ -150,8 +164,13 @@ def report_study(
     return write_study_outputs(result, out)
 
 
-def write_study_outputs(result: StudyResult, out: str | Path) -> CompareOutcome:
-    """Write ``report.html``, ``results.csv`` and ``summary.csv`` of ``result`` to ``out/<study>``."""
+def write_study_outputs(
+    result: StudyResult, out: str | Path, *, learning_curve: StudyLearningCurve | None = None
+) -> CompareOutcome:
+    """Write ``report.html``, ``results.csv`` and ``summary.csv`` of ``result`` to ``out/<study>``.
+
+    With ``learning_curve``, also write ``learning_curve.csv`` and the report's "Learning curve" section.
+    """
     spec = result.spec
     study_dir = Path(out) / spec.name
     study_dir.mkdir(parents=True, exist_ok=True)
@@ -162,5 +181,8 @@ def write_study_outputs(result: StudyResult, out: str | Path) -> CompareOutcome:
     summary_path = study_dir / "summary.csv"
     write_results_csv(result.runs, results_path)
     write_summary_csv(summaries, summary_path)
-    report_path = render_report(build_report(result), study_dir / "report.html")
-    return CompareOutcome(result, summaries, report_path, results_path, summary_path)
+    learning_curve_path = None
+    if learning_curve is not None:
+        learning_curve_path = write_learning_curve_csv(learning_curve, study_dir / "learning_curve.csv")
+    report_path = render_report(build_report(result, learning_curve), study_dir / "report.html")
+    return CompareOutcome(result, summaries, report_path, results_path, summary_path, learning_curve_path)

@@ -121,3 +121,28 @@ def augmentation_grid(images: torch.Tensor, augmented: torch.Tensor) -> bytes:
         axes[row, 0].set_ylabel(title, fontsize=9)
     figure.tight_layout()
     return _png(figure)
+
+
+def training_size_curves(curves: dict[str, Any]) -> bytes:
+    """Train and validation accuracy against the number of training examples, one colour per strategy.
+
+    ``curves`` maps a strategy name to its :class:`~reglab.analysis.learning_curves.LearningCurveResult`.
+    Solid lines are training accuracy on the run's own subset, dashed lines validation accuracy.
+    With several seeds a line is their mean.
+    """
+    figure, ax = plt.subplots(figsize=(7, 4))
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for index, (name, curve) in enumerate(curves.items()):
+        color = colors[index % len(colors)]
+        ax.plot(curve.sizes, curve.train_acc.mean(axis=1) * 100, "o-", color=color, label=f"{name}, train")
+        ax.plot(curve.sizes, curve.val_acc.mean(axis=1) * 100, "s--", color=color, label=f"{name}, validation")
+    ax.set_xscale("log")
+    sizes = sorted({size for curve in curves.values() for size in curve.sizes})
+    ax.set_xticks(sizes, [str(size) for size in sizes])
+    ax.minorticks_off()
+    ax.set_xlabel("training examples (count, log scale)")
+    ax.set_ylabel("accuracy (%)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    figure.tight_layout()
+    return _png(figure)

@@ -20,6 +20,7 @@ import torch
 
 from reglab.augment import default_augmentation
 from reglab.study import figures
+from reglab.study.learning_curve import StudyLearningCurve, describe_learning_curve
 from reglab.study.runner import StudyResult
 from reglab.study.store import library_versions
 from reglab.study.summary import StrategySummary, summarize
@@ -82,8 +83,12 @@ def _augmentation_figure(result: StudyResult) -> tuple[str | None, str]:
     return _b64(figures.augmentation_grid(images, augmented)), f"Training batches are augmented with {augmentation!r}."
 
 
-def build_report(result: StudyResult) -> dict[str, Any]:
-    """Compute everything the report shows: summaries, figures (base64 PNG) and settings."""
+def build_report(result: StudyResult, learning_curve: StudyLearningCurve | None = None) -> dict[str, Any]:
+    """Compute everything the report shows: summaries, figures (base64 PNG) and settings.
+
+    ``learning_curve``, from :func:`~reglab.study.learning_curve.run_learning_curve`, adds the
+    "Learning curve" section; without it the report has no such section.
+    """
     spec = result.spec
     descriptions = {name: config.describe() for name, config in spec.strategies.items()}
     summaries: list[StrategySummary] = summarize(result.runs, descriptions)
@@ -92,11 +97,17 @@ def build_report(result: StudyResult) -> dict[str, Any]:
         runs_by_strategy.setdefault(run["strategy"], []).append(run)
 
     augmentation_png, augmentation_text = _augmentation_figure(result)
-    figure_data = {"augmentation": augmentation_png}
+    figure_data = {"augmentation": augmentation_png, "training_size": None}
     if runs_by_strategy:
         figure_data["learning_curves"] = _b64(figures.learning_curves(runs_by_strategy))
         figure_data["gap"] = _b64(figures.gap_curves(runs_by_strategy))
         figure_data["test_accuracy"] = _b64(figures.test_accuracy(summaries))
+
+    learning_curve_text = None
+    if learning_curve is not None:
+        learning_curve_text = describe_learning_curve(learning_curve, spec.epochs, spec.seeds[0])
+        if learning_curve.curves:
+            figure_data["training_size"] = _b64(figures.training_size_curves(learning_curve.curves))
 
     split = result.runs[0]["split"] if result.runs else {"sizes": {"train": "?", "val": "?", "test": "?"}}
     lr_note = (
@@ -117,6 +128,7 @@ def build_report(result: StudyResult) -> dict[str, Any]:
         "sparsity_threshold": SPARSITY_THRESHOLD,
         "figures": figure_data,
         "augmentation": augmentation_text,
+        "learning_curve": learning_curve_text,
         "split": {f"{part}_size": size for part, size in split.get("sizes", {}).items()},
         "settings": json.dumps(spec.model_dump(mode="json"), indent=2),
         "versions": ", ".join(f"{name} {version}" for name, version in library_versions().items()),

@@ -44,7 +44,7 @@ class RichProgress:
         self._progress.update(self._runs, advance=1, status="(skipped finished)" if skipped else "")
 
         # Progress bars are not drawn when the output is a file or a pipe, so a long study
-        # would print nothing until it ends; one line per run keeps a log readable.
+        # would print nothing until it ends. One line per run keeps such a log readable.
         if not console.is_terminal and not error:
             done = int(self._progress.tasks[self._runs].completed)
             total = self._progress.tasks[self._runs].total

@@ -210,7 +210,11 @@ def results_table(summaries, title: str) -> Table:
         table.add_column(column, justify="right", overflow="fold")
     for summary in summaries:
         comparison = summary.vs_baseline
-        delta = "" if comparison is None else comparison.difference.format(100) + (" ✓" if comparison.better else "")
+        delta = ""
+        if comparison is not None:
+            delta = comparison.difference.format(100)
+            if comparison.better:
+                delta += " ✓"
         table.add_row(
             summary.strategy,
             f"{summary.lr:g}",

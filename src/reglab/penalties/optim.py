@@ -228,7 +228,7 @@ def check_optimizer(
 
     Returns:
         Every message that applies to this combination, including those not issued again
-        because the registry already holds them. Empty when the combination is fine.
+        because the registry already contains them. Empty when the combination is fine.
 
     Example::
 

@@ -80,7 +80,7 @@ class CompareOptions:
 
 @dataclass
 class CompareOutcome:
-    """Where ``compare`` wrote its files, and what it found."""
+    """The paths of the files ``compare`` wrote, with its result and summaries."""
 
     result: StudyResult
     summaries: list[StrategySummary]

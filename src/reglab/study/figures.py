@@ -70,7 +70,7 @@ def learning_curves(runs_by_strategy: dict[str, list[dict[str, Any]]]) -> bytes:
 
 
 def gap_curves(runs_by_strategy: dict[str, list[dict[str, Any]]]) -> bytes:
-    """The train-validation accuracy gap over epochs, mean over seeds, all strategies."""
+    """Plot the train-validation accuracy gap over epochs, mean over seeds, for all strategies."""
     figure, ax = plt.subplots(figsize=(7, 3.8))
     for name, runs in runs_by_strategy.items():
         values = _curves(runs, "gap") * 100

@@ -265,10 +265,10 @@ class RunStore:
     def finished_run(self, study: str, run_key: str, *, role: str | None = None) -> dict[str, Any] | None:
         """Return the finished run with this settings key, or None.
 
-        With ``role="run"`` only a run whose sealed test set was evaluated counts. A
-        learning-rate search run with the same settings as a main run (when the search
-        budget equals the epoch budget) trained identically but left its test set sealed,
-        so it does not stand in for the main run; the main run replaces it when stored.
+        With ``role="run"`` only a run whose sealed test set was evaluated counts. When the
+        search budget equals the epoch budget, a learning-rate search run can have the same
+        settings as a main run. It trained identically but left its test set sealed, so it
+        does not stand in for the main run, and the main run replaces it when stored.
         """
         query = "SELECT * FROM runs WHERE study = ? AND run_key = ? AND status = 'finished'"
         params: list[Any] = [study, run_key]

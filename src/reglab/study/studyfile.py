@@ -6,7 +6,7 @@ strategy (``builtin: l2``) with some of its fields overridden. ``reglab init`` w
 commented example (:data:`EXAMPLE_STUDY_FILE`).
 
 Values given on the command line override the file's; :class:`StudyOverrides` contains them.
-Two keys say where the study trains rather than what it trains, so they are not part of the
+Two keys set where the study trains rather than what it trains, so they are not part of the
 :class:`StudySpec`: ``backend`` (``local`` or ``ray``) and ``address`` (a Ray cluster's
 ``HOST:PORT``); :func:`read_study_file` returns them.
 """

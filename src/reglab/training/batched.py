@@ -220,8 +220,8 @@ class BatchedMLP:
         self._any_l1 = any(m.l1 > 0 for m in s)
         self._any_max_norm = any(m.max_norm is not None for m in s)
 
-        # Dropout: kept values are divided by 1 - p in inverted mode while training, and
-        # multiplied by 1 - p in classic mode in evaluation; other members use exactly 1.
+        # Dropout scales: inverted mode divides kept values by 1 - p while training, and
+        # classic mode multiplies by 1 - p in evaluation. Other members use exactly 1.
         self._dropout = {}
         for layer, probabilities in (("input", [m.input_p for m in s]), ("hidden", [m.hidden_p for m in s])):
             classic = [m.dropout_mode == "classic" for m in s]

@@ -6,7 +6,7 @@ Every run follows the same steps:
    augmentation) from ``config.seed``, inside :func:`torch.random.fork_rng` so the caller's
    RNG state is left as it was.
 2. Train for at most ``config.epochs`` epochs. Training batches are augmented (when the
-   strategy asks for it), then normalized with the training split's statistics.
+   strategy enables it), then normalized with the training split's statistics.
 3. After each epoch, measure ``train_loss``, ``train_acc``, ``val_loss`` and ``val_acc`` in
    eval mode on non-augmented data, and ``gap = train_acc - val_acc``.
 4. When training ends, restore the best weights (early stopping), optionally refit on

@@ -101,7 +101,7 @@ def fit_batched(
     ``batched_members`` (K) and ``batch_seconds`` (the whole batch's time).
 
     Args:
-        configs: the K configurations; :func:`batching_problem` says whether they fit together.
+        configs: the K configurations; :func:`batching_problem` reports whether they fit together.
         split: the split to train on. One :class:`Split` per configuration gives each
             member its own sealed test set, opened once. A single split is shared: its test
             set is opened once for all members, and every member records that access. All
@@ -163,7 +163,7 @@ def _check_splits(configs: list[RunConfig], split: Split | Sequence[Split]) -> l
 
 
 class _Outcome:
-    """What training left for one member: its history, stop and kept weights."""
+    """The training outcome of one member: its history, stop reason and kept weights."""
 
     def __init__(self, stopper: EarlyStopping | None) -> None:
         self.stopper = stopper

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -50,9 +51,9 @@ def prepare_output_folder(out: Path) -> Path:
     """Create the output folder and check that reglab can write to it."""
     try:
         out.mkdir(parents=True, exist_ok=True)
-        probe = out / ".reglab-write-check"
-        probe.write_text("")
-        probe.unlink()
+        # A uniquely named probe, so two commands sharing one folder never delete each other's.
+        with tempfile.NamedTemporaryFile(dir=out, prefix=".reglab-write-check-"):
+            pass
     except OSError as error:
         raise ConfigError(
             f"cannot write to the output folder '{out}': {error.strerror or error}. "

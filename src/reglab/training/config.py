@@ -115,9 +115,26 @@ class RunConfig(_Settings):
         return str(parse_model_spec(value))
 
     def key(self) -> str:
-        """Return a stable hash of the settings, used to find an already finished run."""
-        text = json.dumps(self.model_dump(mode="json"), sort_keys=True)
+        """Return a stable hash of the settings, used to find an already finished run.
+
+        Settings listed in :data:`ADDED_SETTINGS` are left out of the hash while they hold
+        their default value, so a run stored before they existed keeps its key.
+        """
+        data = self.model_dump(mode="json")
+        for path, default in ADDED_SETTINGS.items():
+            *parents, name = path.split(".")
+            owner = data
+            for parent in parents:
+                owner = owner.get(parent) or {}
+            if name in owner and owner[name] == default:
+                del owner[name]
+        text = json.dumps(data, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+# Settings added after runs were first stored, by dotted path in ``RunConfig.model_dump``,
+# with the JSON form of their default value. Add every new setting here.
+ADDED_SETTINGS: dict[str, Any] = {}
 
 
 def format_validation_error(error: ValidationError, prefix: str = "") -> str:

@@ -15,6 +15,12 @@ def test_run_config_key_is_stable_and_sensitive():
     assert config.key() != RunConfig(regularization=StrategyConfig(l2=1e-3)).key()
 
 
+def test_run_config_key_is_pinned():
+    # Runs already stored are found by this key; new settings must not change it while
+    # they hold their defaults (see ADDED_SETTINGS).
+    assert RunConfig().key() == "a0f0b9e5f32ed7be"
+
+
 def test_model_spec_is_normalized():
     assert RunConfig(model="MLP:64,32").model == "mlp:64,32"
 
@@ -29,12 +35,6 @@ def test_model_spec_is_normalized():
         ({"l3": 1}, r"strategies\.dropout\.l3: unknown setting; check the spelling, got 1"),
     ],
 )
-def test_run_config_key_is_pinned():
-    # Runs already stored are found by this key; new settings must not change it while
-    # they hold their defaults (see ADDED_SETTINGS).
-    assert RunConfig().key() == "a0f0b9e5f32ed7be"
-
-
 def test_strategy_errors_name_the_key(data, message):
     with pytest.raises(ConfigError, match=message):
         validate(StrategyConfig, data, "strategies.dropout")

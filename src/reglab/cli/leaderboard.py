@@ -31,11 +31,15 @@ def leaderboard(
     columns = ["rank", "run", "study"] + (["dataset"] if dataset is None else []) + ["strategy", "seed", "val %", "test %"]
     for column in columns:
         table.add_column(column, justify="left" if column in ("study", "dataset", "strategy") else "right", overflow="fold")
+    table.add_column("min", justify="right")
     table.add_column("reproduced")
+    table.add_column("settings", overflow="fold")
     for entry in board.entries[:limit]:
         verified = {True: "✓ identical", False: "✗ mismatch", None: "–"}[entry.verified]
         cells = [str(entry.rank), str(entry.run_id), entry.study] + ([entry.dataset] if dataset is None else [])
-        cells += [entry.strategy, str(entry.seed), percent(entry.val_acc), percent(entry.test_acc), verified]
+        minutes = f"{entry.seconds / 60:.1f}" if entry.seconds is not None else "–"
+        cells += [entry.strategy, str(entry.seed), percent(entry.val_acc), percent(entry.test_acc), minutes, verified]
+        cells.append(entry.settings)
         table.add_row(*cells)
     console.print(table)
     if len(board.entries) > limit:

@@ -23,7 +23,10 @@ CAPTION = (
 
 @dataclass(frozen=True)
 class LeaderboardEntry:
-    """One ranked run. ``verified`` is True or False after a reproduction, None before any."""
+    """One ranked run. ``verified`` is True or False after a reproduction, None before any.
+
+    ``seconds`` is the run's wall-clock time, and ``settings`` its regularization in words.
+    """
 
     rank: int
     run_id: int
@@ -35,6 +38,8 @@ class LeaderboardEntry:
     val_acc: float
     test_acc: float
     verified: bool | None
+    seconds: float | None = None
+    settings: str = ""
 
 
 @dataclass(frozen=True)
@@ -93,6 +98,8 @@ def rank_runs(runs: Sequence[dict[str, Any]], verdicts: dict[int, bool] | None =
             val_acc=run["final_metrics"]["val_acc"],
             test_acc=run["test_metrics"]["test_acc"],
             verified=verdicts.get(run["id"]),
+            seconds=(run.get("timings") or {}).get("total_seconds"),
+            settings=_settings(run),
         )
         for position, run in enumerate(ranked, start=1)
     ]
@@ -104,6 +111,16 @@ def build_leaderboard(store: RunStore, *, dataset: str | None = None) -> Leaderb
     runs = store.find_runs(dataset=dataset, status="finished", role="run")
     verdicts = {item["run_id"]: item["identical"] for item in store.verifications()}
     return rank_runs(runs, verdicts)
+
+
+def _settings(run: dict[str, Any]) -> str:
+    from reglab.training.config import RunConfig
+
+    try:
+        config = RunConfig.model_validate(run["config"])
+    except (KeyError, TypeError, ValueError):
+        return ""
+    return f"{config.regularization.describe()}; {config.epochs} epochs"
 
 
 def _exclusion_reason(run: dict[str, Any]) -> str | None:

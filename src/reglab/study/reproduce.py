@@ -13,6 +13,7 @@ tensor must also equal the checkpoint's bit for bit.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -107,14 +108,18 @@ def reproduce_run(
     dataset = load_dataset(config.dataset, data_dir=data_dir, download=download)
     split = make_split(dataset, seed=split_seed, val_fraction=config.val_fraction, test_fraction=config.test_fraction)
 
-    # A run trained by the batched engine is retrained by it, because batched and single
-    # matrix products round differently. It is retrained as a batch of one member.
-    # NOTE: this assumes that a member's arithmetic does not depend on the batch size. The
-    # tests confirm it on CPU only, so the verdict notes the original batch size.
+    # A run trained by the batched engine is retrained by it, in the same batch (the same
+    # members in the same order), because the rounding of batched matrix products can
+    # depend on the batch size. Runs stored before the batch was recorded are retrained
+    # as a batch of one, and the verdict says so.
     members = (stored["timings"] or {}).get("batched_members")
+    batch, position = _stored_batch(store, stored, config)
     try:
         if members is not None:
-            result = fit_batched([config], [split], device)[0]
+            splits = [split if member == position else _fresh_test(split) for member in range(len(batch))]
+            result = fit_batched(batch, splits, device, errors="return")[position]
+            if isinstance(result, TrainingError):
+                raise result
         else:
             result = fit(config, split, device=device, evaluate_test=True)
     except TrainingError as error:
@@ -129,8 +134,10 @@ def reproduce_run(
         checkpoint = checkpoint_path(store.path.parent, stored["study"], run_id)
         if checkpoint.is_file() and result.model is not None:
             compare_weights(verification, load_checkpoint(checkpoint), result.model.state_dict())
-    if members is not None:
-        verification.notes.append(f"trained by the batched engine in a batch of {members}, retrained in a batch of 1")
+    if members is not None and len(batch) != members:
+        verification.notes.append(
+            f"trained by the batched engine in a batch of {members}, retrained in a batch of {len(batch)}"
+        )
     if config.key() != stored["run_key"]:
         verification.notes.append(
             f"the stored settings no longer match the run's settings key {stored['run_key']} "
@@ -142,6 +149,29 @@ def reproduce_run(
             verification.notes.append(f"{library} {version} now, {stored_version} when the run was stored")
     verification.verification_id = store.save_verification(run_id, verification.identical, verification.details())
     return verification
+
+
+def _stored_batch(store: RunStore, stored: dict[str, Any], config: RunConfig) -> tuple[list[RunConfig], int]:
+    """Return the configurations that were trained in one batch with ``stored``, and its position.
+
+    The batch is read from the run's ``timings.batch_keys``; every member, finished or
+    failed, is stored in the same study. Without that record, the batch is the run alone.
+    """
+    keys = (stored["timings"] or {}).get("batch_keys")
+    if not keys or stored["run_key"] not in keys:
+        return [config], 0
+    by_key = {run["run_key"]: run for run in store.runs(stored["study"], role=None)}
+    if any(key not in by_key for key in keys):
+        return [config], 0
+    batch = [RunConfig.model_validate(by_key[key]["config"]) for key in keys]
+    position = keys.index(stored["run_key"])
+    batch[position] = config
+    return batch, position
+
+
+def _fresh_test(split: Any) -> Any:
+    """Return ``split`` with its own unopened copy of the sealed test set."""
+    return dataclasses.replace(split, test=split.test.unopened_copy())
 
 
 def compare_with_stored(stored: dict[str, Any], result: RunResult) -> Verification:

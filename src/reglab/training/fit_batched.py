@@ -98,7 +98,8 @@ def fit_batched(
     ``final_metrics`` of the kept weights, and the test metrics of one sealed test access.
     ``final_metrics`` is the history row of ``best_epoch``, which measured those weights.
     ``timings`` gives each member an equal share of the batch's seconds and adds
-    ``batched_members`` (K) and ``batch_seconds`` (the whole batch's time).
+    ``batched_members`` (K), ``batch_seconds`` (the whole batch's time) and ``batch_keys``
+    (every member's :meth:`~reglab.training.config.RunConfig.key`, in order).
 
     Args:
         configs: the K configurations; :func:`batching_problem` reports whether they fit together.
@@ -436,6 +437,7 @@ def _results(
     Only the member's own test set is opened and moved there.
     """
     k = len(configs)
+    batch_keys = [config.key() for config in configs]
     data = trainer.split
     shared_split = all(split is splits[0] for split in splits)
     shared_test: Any = None
@@ -493,6 +495,7 @@ def _results(
                     "total_seconds": batch_seconds / k + time.perf_counter() - started,
                     "batched_members": k,
                     "batch_seconds": batch_seconds,
+                    "batch_keys": batch_keys,
                 },
                 weight_stats=layer_stats(model, split.normalize(split.train.x)),
                 model=model,

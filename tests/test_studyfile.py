@@ -40,11 +40,13 @@ def test_init_writes_a_file_that_loads(tmp_path):
     spec = load_study_file(tmp_path / "study.yaml")
     assert spec.name == "digits-example"
     assert spec.dataset == "digits"
-    assert list(spec.strategies) == ["baseline", "l2", "strong-l2", "dropout", "early-stopping"]
+    assert list(spec.strategies) == ["baseline", "l2", "strong-l2", "dropout", "early-stopping", "mixup-smoothing"]
     assert spec.strategies["l2"].l2 == 1e-3
     assert spec.strategies["dropout"].dropout.p == 0.3
     assert spec.strategies["dropout"].dropout.input_p == 0.2
     assert spec.strategies["early-stopping"].early_stopping.patience == 5
+    assert spec.strategies["mixup-smoothing"].mixup == 0.2
+    assert spec.strategies["mixup-smoothing"].label_smoothing == 0.1
     assert spec.seeds == [0, 1]
     assert spec.optimizer.lr == 0.05
     assert spec.lr_grid is None

@@ -83,6 +83,18 @@ StrategyOption = typer.Option(
     "baseline", "--strategy", "-s", help="One built-in strategy, as listed by 'reglab compare --help'."
 )
 LrOption = typer.Option(0.05, "--lr", help="Learning rate of SGD (momentum 0.9).")
+ScheduleOption = typer.Option(
+    "none",
+    "--schedule",
+    help=(
+        "Learning-rate schedule over the epoch budget, stepped after every minibatch: none (constant), cosine "
+        "(annealing to 0), step (x0.1 every 10 epochs; set step_size and gamma in a study file) or one-cycle "
+        "(up to the learning rate over 30% of the steps, then down)."
+    ),
+)
+WarmupOption = typer.Option(
+    0, "--warmup-epochs", min=0, help="Epochs of linear learning-rate warm-up before the --schedule."
+)
 
 
 def batch_size_option(default: int = 128) -> Any:

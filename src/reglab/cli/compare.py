@@ -19,6 +19,8 @@ from reglab.cli._common import (
     ModelOption,
     OutOption,
     QuietOption,
+    ScheduleOption,
+    WarmupOption,
     console,
     parse_csv_list,
     prepare_output_folder,
@@ -46,8 +48,10 @@ def compare(
             "Comma-separated strategies: l2 (L2 penalty, --l2), l1 (L1 penalty, --l1), dropout (--dropout after "
             "hidden layers, --input-dropout on the input), early-stopping (on val_acc, --patience epochs, best "
             "weights restored), augment (the data set's default: digits get rotation ±20° and translation ±15%, "
-            "clothing gets crops and flips), combined (l2 + dropout + augment + early stopping). The baseline, "
-            "without regularization, is always trained."
+            "clothing gets crops and flips), combined (l2 + dropout + augment + early stopping). Also built in, "
+            "but trained only when named: label-smoothing (0.1), mixup (alpha 0.2), random-erasing (p 0.5, "
+            "images only), weight-decay (decoupled, 1e-3), clip (gradient norm at most 1.0), cosine (cosine "
+            "learning-rate schedule). The baseline, without regularization, is always trained."
         ),
     ),
     l2: float = typer.Option(_DEFAULTS.l2, "--l2", help="L2 strength: adds l2/2·Σw² to the mean loss (= SGD weight_decay)."),
@@ -66,6 +70,8 @@ def compare(
         ),
     ),
     batch_size: int = typer.Option(128, "--batch-size", min=1, help="Minibatch size."),
+    schedule: str = ScheduleOption,
+    warmup_epochs: int = WarmupOption,
     name: Optional[str] = typer.Option(None, "--name", help="Study name (a folder under --out). Default: DATASET_MODEL."),
     out: Path = OutOption,
     device: str = DeviceOption,
@@ -137,6 +143,8 @@ def compare(
             patience=given("patience", patience),
             backend=given("backend", backend),
             address=given("address", address),
+            schedule=given("schedule", schedule),
+            warmup_epochs=given("warmup_epochs", warmup_epochs),
         )
         study = read_study_file(study_file, overrides)
         spec, backend, address = study.spec, study.backend, study.address
@@ -151,6 +159,8 @@ def compare(
             batch_size=batch_size,
             name=name,
             defaults=StrategyDefaults(l2=l2, l1=l1, p=dropout, input_p=input_dropout, patience=patience),
+            schedule=schedule,
+            warmup_epochs=warmup_epochs,
         )
         spec = options.to_spec()
     from reglab.study.runner import check_backend, count_runs

@@ -17,7 +17,9 @@ from reglab.cli._common import (
     ModelOption,
     OutOption,
     QuietOption,
+    ScheduleOption,
     StrategyOption,
+    WarmupOption,
     batch_size_option,
     console,
     prepare_output_folder,
@@ -32,6 +34,8 @@ def train(
     epochs: int = typer.Option(30, "--epochs", min=1, help="Maximum number of epochs."),
     lr: float = LrOption,
     batch_size: int = batch_size_option(),
+    schedule: str = ScheduleOption,
+    warmup_epochs: int = WarmupOption,
     out: Path = OutOption,
     device: str = DeviceOption,
     data_dir: Optional[Path] = DataDirOption,
@@ -43,6 +47,8 @@ def train(
     from reglab.data import load_dataset, make_split
     from reglab.study.store import RunStore
     from reglab.study.strategies import resolve_strategies
+    from reglab.study.studyfile import schedule_settings
+    from reglab.training.config import RunConfig, validate
     from reglab.training.fit import fit
 
     config = run_config(
@@ -55,6 +61,10 @@ def train(
         lr=lr,
         batch_size=batch_size,
     )
+    optimizer = schedule_settings(schedule, warmup_epochs)
+    if optimizer:
+        optimizer = {**config.optimizer.model_dump(), **optimizer}
+        config = validate(RunConfig, {**config.model_dump(), "optimizer": optimizer})
     out = prepare_output_folder(out)
     data = load_dataset(dataset, data_dir=str(data_dir) if data_dir else None, download=download)
     split = make_split(data, seed=seed, val_fraction=config.val_fraction, test_fraction=config.test_fraction)

@@ -17,7 +17,8 @@ from reglab.study.runner import StudyProgress, StudyResult, run_study
 from reglab.study.spec import StudySpec, default_study_name
 from reglab.study.store import RunStore
 from reglab.study.stored import load_study_result
-from reglab.study.strategies import STRATEGY_NAMES, StrategyDefaults, resolve_strategies
+from reglab.study.studyfile import schedule_settings
+from reglab.study.strategies import DEFAULT_STRATEGY_NAMES, StrategyDefaults, resolve_strategies
 from reglab.study.summary import StrategySummary, summarize, write_results_csv, write_summary_csv
 from reglab.training.config import OptimizerSettings, validate
 
@@ -29,7 +30,10 @@ class CompareOptions:
     """The options of ``reglab compare``, turned into a :class:`StudySpec` by :meth:`to_spec`.
 
     ``lr`` is a number, or ``"auto"`` to choose each strategy's learning rate on validation
-    data from the spec's default grid.
+    data from the spec's default grid. ``schedule`` names the learning-rate schedule of every
+    strategy (``cosine``, ``step`` or ``one-cycle``, see
+    :class:`~reglab.training.config.ScheduleSettings`), with ``warmup_epochs`` of linear
+    warm-up; None trains with a constant rate.
     """
 
     dataset: str = "mnist-5k"
@@ -41,10 +45,12 @@ class CompareOptions:
     batch_size: int = 128
     name: str | None = None
     defaults: StrategyDefaults = StrategyDefaults()
+    schedule: str | None = None
+    warmup_epochs: int = 0
 
     def to_spec(self) -> StudySpec:
         self._check_defaults()
-        strategies = resolve_strategies(self.strategies or list(STRATEGY_NAMES), self.defaults)
+        strategies = resolve_strategies(self.strategies or list(DEFAULT_STRATEGY_NAMES), self.defaults)
         if self.seeds < 1:
             raise ConfigError(f"compare: seeds must be an int >= 1, got {self.seeds!r}.")
 
@@ -57,14 +63,17 @@ class CompareOptions:
             "epochs": self.epochs,
             "batch_size": self.batch_size,
         }
+        optimizer: dict[str, object] = schedule_settings(self.schedule, self.warmup_epochs)
         if str(self.lr) != "auto":
             try:
                 lr = float(self.lr)
             except ValueError:
                 raise ConfigError(f"compare: lr must be a positive number or 'auto', got {self.lr!r}.") from None
             check_positive("compare", "--lr", lr)
-            data["optimizer"] = validate(OptimizerSettings, {"lr": lr}, "lr")
+            optimizer["lr"] = lr
             data["lr_grid"] = None
+        if optimizer:
+            data["optimizer"] = validate(OptimizerSettings, optimizer, "optimizer")
         return validate(StudySpec, data)
 
 

@@ -158,8 +158,9 @@ def run_study(
     study goes on; ``StudyResult.failures`` lists them.
 
     With ``batched``, the unfinished runs of one seed that
-    :func:`reglab.training.fit_batched.batching_problem` accepts (SGD, no refit) train
-    together in one :func:`~reglab.training.fit_batched.fit_batched` call. They share that
+    :func:`reglab.training.fit_batched.batching_problem` accepts (SGD, no refit, none of the
+    options of :mod:`reglab.training.step`) train together in one
+    :func:`~reglab.training.fit_batched.fit_batched` call. They share that
     seed's split, minibatch order, masks and augmentation, as they would one at a time, so
     each run follows :func:`fit`'s computation up to floating-point rounding. That rounding
     grows over many steps: after one Fashion-MNIST epoch (375 steps) the validation loss

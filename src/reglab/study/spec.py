@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import re
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from reglab.nn.models import parse_model_spec
-from reglab.training.config import OptimizerSettings, RunConfig, StrategyConfig, _Settings
+from reglab.training.config import OptimizerSettings, RunConfig, StrategyConfig, _Settings, check_warmup
 
 _NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
@@ -61,6 +61,19 @@ class StudySpec(_Settings):
         if value is not None and (not value or any(lr <= 0 for lr in value)):
             raise ValueError("must be a non-empty list of positive learning rates")
         return value
+
+    @model_validator(mode="after")
+    def _check_warmup(self) -> StudySpec:
+        # Each strategy's schedule must fit the epoch budget and, when the strategy searches
+        # its learning rate, the shorter budget of the search runs.
+        for name, strategy in self.strategies.items():
+            path = f"strategies.{name}.schedule" if strategy.schedule is not None else "optimizer.schedule"
+            schedule = strategy.schedule or self.optimizer.schedule
+            check_warmup(path, schedule, "epochs", self.epochs)
+            if self.lr_grid is not None and strategy.lr is None:
+                fix = "raise lr_search_epochs (default: half of epochs), or set a fixed lr"
+                check_warmup(path, schedule, "the learning-rate search's epochs", self.search_epochs, fix)
+        return self
 
     @property
     def search_epochs(self) -> int:

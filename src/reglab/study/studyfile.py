@@ -22,7 +22,13 @@ from pydantic import Field, StrictInt
 
 from reglab.errors import ConfigError
 from reglab.study.spec import DEFAULT_LR_GRID, StudySpec
-from reglab.study.strategies import STRATEGY_NAMES, StrategyDefaults, builtin_strategies, resolve_strategies
+from reglab.study.strategies import (
+    DEFAULT_STRATEGY_NAMES,
+    STRATEGY_NAMES,
+    StrategyDefaults,
+    builtin_strategies,
+    resolve_strategies,
+)
 from reglab.training.config import OptimizerSettings, StrategyConfig, _Settings, validate
 
 
@@ -67,7 +73,8 @@ class StudyOverrides:
 
     ``strategies`` replaces the file's strategies with these built-in ones. ``l2``, ``l1``,
     ``p``, ``input_p`` and ``patience`` replace that strength in every strategy that uses
-    the regularizer (``p`` in every strategy with dropout, for example).
+    the regularizer (``p`` in every strategy with dropout, for example). ``schedule``
+    (``"none"`` removes it) and ``warmup_epochs`` replace those of ``optimizer.schedule``.
     """
 
     name: str | None = None
@@ -85,6 +92,8 @@ class StudyOverrides:
     patience: int | None = None
     backend: str | None = None
     address: str | None = None
+    schedule: str | None = None
+    warmup_epochs: int | None = None
 
 
 def load_study_file(path: str | Path, overrides: StudyOverrides | None = None) -> StudySpec:
@@ -222,8 +231,44 @@ def _resolve_learning_rate(study_file: StudyFile, overrides: StudyOverrides) -> 
                 raise ConfigError(f"compare: lr must be a positive number or 'auto', got {overrides.lr!r}.") from None
             grid = None
 
+    optimizer_data = _apply_schedule_overrides(optimizer_data, overrides)
     optimizer = validate(OptimizerSettings, optimizer_data, "optimizer")
     return optimizer, grid
+
+
+def _apply_schedule_overrides(optimizer_data: dict[str, Any], overrides: StudyOverrides) -> dict[str, Any]:
+    """Replace the file's ``optimizer.schedule`` with ``--schedule`` and ``--warmup-epochs``."""
+    if overrides.schedule is None and overrides.warmup_epochs is None:
+        return optimizer_data
+    data = dict(optimizer_data)
+    schedule = data.get("schedule")
+    if overrides.schedule is not None:
+        data.pop("schedule", None)
+        data.update(schedule_settings(overrides.schedule, overrides.warmup_epochs))
+    elif isinstance(schedule, dict):
+        data["schedule"] = {**schedule, "warmup_epochs": overrides.warmup_epochs}
+    else:
+        schedule_settings(None, overrides.warmup_epochs)
+    return data
+
+
+def schedule_settings(schedule: str | None, warmup_epochs: int | None) -> dict[str, Any]:
+    """Return the optimizer settings for ``--schedule`` and ``--warmup-epochs``.
+
+    Returns ``{"schedule": {"name": ..., "warmup_epochs": ...}}``, or ``{}`` when
+    ``schedule`` is None or ``"none"``.
+
+    Raises:
+        ConfigError: ``warmup_epochs`` is given without a schedule.
+    """
+    if schedule is None or schedule == "none":
+        if warmup_epochs:
+            raise ConfigError(
+                "--warmup-epochs needs a schedule to warm up to; add --schedule cosine, step or one-cycle, "
+                f"got --warmup-epochs {warmup_epochs!r} without a schedule."
+            )
+        return {}
+    return {"schedule": {"name": schedule, "warmup_epochs": warmup_epochs or 0}}
 
 
 def _resolve_strategies(study_file: StudyFile, overrides: StudyOverrides) -> dict[str, StrategyConfig]:
@@ -232,7 +277,7 @@ def _resolve_strategies(study_file: StudyFile, overrides: StudyOverrides) -> dic
     if overrides.strategies is not None:
         strategies = resolve_strategies(overrides.strategies, defaults)
     elif study_file.strategies is None:
-        strategies = resolve_strategies(list(STRATEGY_NAMES), defaults)
+        strategies = resolve_strategies(list(DEFAULT_STRATEGY_NAMES), defaults)
     elif isinstance(study_file.strategies, list):
         strategies = resolve_strategies(study_file.strategies, defaults)
     else:
@@ -324,9 +369,15 @@ dataset: digits
 model: mlp:64
 
 # Optimizer: sgd (with momentum), adam or adamw. weight_decay is AdamW's decoupled decay.
+# schedule: a learning-rate schedule over the epochs, stepped after every minibatch:
+#   name: cosine, step or one-cycle; warmup_epochs: epochs of linear warm-up first;
+#   step_size and gamma (step only): multiply the rate by gamma every step_size epochs.
 optimizer:
   name: sgd
   momentum: 0.9
+  # schedule:
+  #   name: cosine
+  #   warmup_epochs: 2
 
 # Learning rate: a number for every strategy, or auto to let each strategy pick one
 # from lr_grid by validation accuracy on the first seed (the test set stays sealed).
@@ -348,9 +399,16 @@ seeds: 2
 #   augment       true for the data set's default augmentation
 #   early_stopping  {monitor, mode, patience, min_delta, restore_best_weights, refit}
 #   lr            this strategy's own learning rate
+#   schedule      this strategy's own learning-rate schedule, as optimizer.schedule
+#   label_smoothing  smoothing factor of the cross-entropy, in [0, 1)
+#   mixup         alpha > 0: train on pairs mixed with weight lambda ~ Beta(alpha, alpha)
+#   random_erasing  probability of erasing a random rectangle of an image (images only)
+#   clip_grad_norm  maximum L2 norm of all gradients together
+#   weight_decay  decoupled weight decay of the weights (w <- w - lr * weight_decay * w)
 # or starts from a built-in strategy (baseline, l2, l1, dropout, early-stopping, augment,
-# combined) with `builtin:` and overrides some of its settings. A built-in name without
-# settings (`augment:`) is that built-in strategy.
+# combined, label-smoothing, mixup, random-erasing, weight-decay, clip, cosine) with
+# `builtin:` and overrides some of its settings. A built-in name without settings
+# (`augment:`) is that built-in strategy.
 strategies:
   baseline: {}
   l2:
@@ -365,6 +423,9 @@ strategies:
     early_stopping:
       monitor: val_acc
       patience: 5
+  mixup-smoothing:
+    mixup: 0.2
+    label_smoothing: 0.1
 """
 
 

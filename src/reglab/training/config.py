@@ -11,7 +11,7 @@ import hashlib
 import json
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from reglab.errors import ConfigError
 
@@ -48,12 +48,45 @@ class EarlyStoppingSettings(_Settings):
     refit: bool = False
 
 
+class ScheduleSettings(_Settings):
+    """A learning-rate schedule over the run's ``epochs``, stepped after every minibatch.
+
+    ``name`` is ``cosine`` (cosine annealing to 0, SGDR without restarts, Loshchilov &
+    Hutter, 2017), ``step`` (multiply by ``gamma`` every ``step_size`` epochs) or
+    ``one-cycle`` (Smith & Topin, 2019, with ``torch.optim.lr_scheduler.OneCycleLR``'s
+    defaults and the run's learning rate as the peak). ``warmup_epochs`` first raises the
+    rate linearly over that many epochs (Goyal et al., 2017), and the schedule then runs
+    over the remaining epochs. :mod:`reglab.training.schedules` gives the formulas.
+    """
+
+    name: Literal["cosine", "step", "one-cycle"] = "cosine"
+    warmup_epochs: int = Field(0, ge=0)
+    step_size: int = Field(10, ge=1)
+    gamma: float = Field(0.1, gt=0.0, le=1.0)
+
+    def describe(self) -> str:
+        """Return a short summary such as ``cosine, 2 warm-up epochs``."""
+        text = self.name
+        if self.name == "step":
+            text += f"(step_size={self.step_size}, gamma={self.gamma:g})"
+        if self.warmup_epochs:
+            text += f", {self.warmup_epochs} warm-up epochs"
+        return text
+
+
 class StrategyConfig(_Settings):
     """A named set of regularizers. All fields off means no regularization.
 
     ``l2`` and ``l1`` are penalty strengths: L2 adds ``l2/2 · Σw²`` and L1 adds ``l1 · Σ|w|``
     to the mean minibatch loss, over weights only (not biases). ``lr`` overrides the study's
-    learning rate for this strategy.
+    learning rate for this strategy, and ``schedule`` its learning-rate schedule.
+
+    The other training options, each described in :mod:`reglab.training.step`:
+    ``label_smoothing`` (the smoothing factor of the cross-entropy, Szegedy et al., 2016),
+    ``mixup`` (the alpha of mixup's Beta(alpha, alpha), Zhang et al., 2018),
+    ``random_erasing`` (the probability of erasing a rectangle of an image, Zhong et al.,
+    2020), ``clip_grad_norm`` (the maximum global gradient norm, Pascanu et al., 2013) and
+    ``weight_decay`` (decoupled weight decay of the weights, Loshchilov & Hutter, 2019).
     """
 
     l2: float = Field(0.0, ge=0.0)
@@ -63,6 +96,12 @@ class StrategyConfig(_Settings):
     early_stopping: EarlyStoppingSettings | None = None
     max_norm: float | None = Field(None, gt=0.0)
     lr: float | None = Field(None, gt=0.0)
+    label_smoothing: float = Field(0.0, ge=0.0, lt=1.0)
+    mixup: float | None = Field(None, gt=0.0)
+    random_erasing: float | None = Field(None, gt=0.0, le=1.0)
+    clip_grad_norm: float | None = Field(None, gt=0.0)
+    weight_decay: float = Field(0.0, ge=0.0)
+    schedule: ScheduleSettings | None = None
 
     def describe(self) -> str:
         """Return a one-line summary such as ``l2=0.001, dropout(p=0.5, input_p=0.2)``."""
@@ -77,6 +116,18 @@ class StrategyConfig(_Settings):
             parts.append(f"max_norm={self.max_norm:g}")
         if self.augment:
             parts.append("augment")
+        if self.random_erasing is not None:
+            parts.append(f"random erasing(p={self.random_erasing:g})")
+        if self.mixup is not None:
+            parts.append(f"mixup(alpha={self.mixup:g})")
+        if self.label_smoothing:
+            parts.append(f"label_smoothing={self.label_smoothing:g}")
+        if self.weight_decay:
+            parts.append(f"decoupled weight_decay={self.weight_decay:g}")
+        if self.clip_grad_norm is not None:
+            parts.append(f"clip_grad_norm={self.clip_grad_norm:g}")
+        if self.schedule is not None:
+            parts.append(f"lr schedule {self.schedule.describe()}")
         if self.early_stopping is not None:
             es = self.early_stopping
             refit = ", refit on train+validation" if es.refit else ""
@@ -85,12 +136,16 @@ class StrategyConfig(_Settings):
 
 
 class OptimizerSettings(_Settings):
-    """The optimizer. ``weight_decay`` is the decoupled decay of AdamW only."""
+    """The optimizer. ``weight_decay`` is the decoupled decay of AdamW only.
+
+    ``schedule`` is the learning-rate schedule of every strategy that does not set its own.
+    """
 
     name: Literal["sgd", "adam", "adamw"] = "sgd"
     lr: float = Field(0.05, gt=0.0)
     momentum: float = Field(0.9, ge=0.0, lt=1.0)
     weight_decay: float = Field(0.0, ge=0.0)
+    schedule: ScheduleSettings | None = None
 
 
 class RunConfig(_Settings):
@@ -114,6 +169,17 @@ class RunConfig(_Settings):
 
         return str(parse_model_spec(value))
 
+    @model_validator(mode="after")
+    def _check_warmup(self) -> RunConfig:
+        owner = "regularization" if self.regularization.schedule is not None else "optimizer"
+        check_warmup(f"{owner}.schedule", self.schedule, "epochs", self.epochs)
+        return self
+
+    @property
+    def schedule(self) -> ScheduleSettings | None:
+        """The learning-rate schedule: the strategy's own, else the optimizer's."""
+        return self.regularization.schedule or self.optimizer.schedule
+
     def key(self) -> str:
         """Return a stable hash of the settings, used to find an already finished run.
 
@@ -134,15 +200,40 @@ class RunConfig(_Settings):
 
 # Settings added after runs were first stored, by dotted path in ``RunConfig.model_dump``,
 # with the JSON form of their default value. Add every new setting here.
-ADDED_SETTINGS: dict[str, Any] = {}
+ADDED_SETTINGS: dict[str, Any] = {
+    "optimizer.schedule": None,
+    "regularization.label_smoothing": 0.0,
+    "regularization.mixup": None,
+    "regularization.random_erasing": None,
+    "regularization.clip_grad_norm": None,
+    "regularization.weight_decay": 0.0,
+    "regularization.schedule": None,
+}
+
+
+def check_warmup(
+    path: str, schedule: ScheduleSettings | None, budget_name: str, epochs: int, fix: str = "raise epochs"
+) -> None:
+    """Raise ValueError, naming ``path``, when the schedule's warm-up does not end before ``epochs``."""
+    if schedule is not None and schedule.warmup_epochs >= epochs:
+        raise ValueError(
+            f"{path}.warmup_epochs: must be less than {budget_name} ({epochs}), so that the schedule runs "
+            f"after the warm-up; lower warmup_epochs or {fix}, got {schedule.warmup_epochs}"
+        )
 
 
 def format_validation_error(error: ValidationError, prefix: str = "") -> str:
-    """Turn a pydantic error into lines of ``path.to.key: message, got value``."""
+    """Turn a pydantic error into lines of ``path.to.key: message, got value``.
+
+    A check across several settings has no single key; its message names the keys itself.
+    """
     lines = []
     for item in error.errors():
         path = ".".join(str(part) for part in (prefix, *item["loc"]) if part != "")
         message = item["msg"].removeprefix("Value error, ").rstrip(".")
+        if not item["loc"] and item["type"] == "value_error":
+            lines.append(f"{prefix}.{message}" if prefix else message)
+            continue
         if item["type"] == "extra_forbidden":
             message = "unknown setting; check the spelling"
         got = item.get("input")

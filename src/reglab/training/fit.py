@@ -6,7 +6,8 @@ Every run follows the same steps:
    augmentation) from ``config.seed``, inside :func:`torch.random.fork_rng` so the caller's
    RNG state is left as it was.
 2. Train for at most ``config.epochs`` epochs. Training batches are augmented (when the
-   strategy enables it), then normalized with the training split's statistics.
+   strategy enables it), then normalized with the training split's statistics; the
+   strategy's training options (:mod:`reglab.training.step`) then apply to each batch.
 3. After each epoch, measure ``train_loss``, ``train_acc``, ``val_loss`` and ``val_acc`` in
    eval mode on non-augmented data, and ``gap = train_acc - val_acc``.
 4. When training ends, restore the best weights (early stopping), optionally refit on
@@ -23,7 +24,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from reglab.augment import check_transforms_for_dataset, default_augmentation
@@ -38,6 +38,7 @@ from reglab.training.device import resolve_device
 from reglab.training.diagnostics import layer_stats
 from reglab.training.evaluate import evaluate
 from reglab.training.optim import build_optimizer
+from reglab.training.step import TrainingStep
 
 logger = logging.getLogger(__name__)
 
@@ -203,7 +204,7 @@ class _Trainer:
             hidden_p=dropout.p if dropout else 0.0,
             dropout_mode=dropout.mode if dropout else "inverted",
         ).to(device)
-        self.optimizer = build_optimizer(self.model, config.optimizer, self.lr)
+        self.optimizer = build_optimizer(self.model, config.optimizer, self.lr, weight_decay=reg.weight_decay)
         self.penalties = [p for p in (L2(reg.l2) if reg.l2 else None, L1(reg.l1) if reg.l1 else None) if p]
         check_optimizer(self.optimizer, self.penalties)
         self.max_norm = MaxNorm(reg.max_norm) if reg.max_norm is not None else None
@@ -211,14 +212,17 @@ class _Trainer:
 
         self.data_generator = torch.Generator().manual_seed(config.seed)
         self.augment_generator = torch.Generator(device=device).manual_seed(config.seed + 1)
+        input_shape = tuple(split.train.x.shape[1:])
+        self.step = TrainingStep(config, self.model, self.optimizer, input_shape, self.augment_generator)
 
     def train_epoch(self, x: torch.Tensor, y: torch.Tensor, epoch: int) -> None:
         """Run one epoch of minibatch training on ``(x, y)``, images still in [0, 1]."""
         self.model.train()
+        self.step.start_epoch(len(x))
         for xb, yb in iterate_minibatches(x, y, self.config.batch_size, shuffle=True, generator=self.data_generator):
             if self.augmentation is not None:
                 xb = self.augmentation(xb, generator=self.augment_generator)
-            loss = F.cross_entropy(self.model(self.split.normalize(xb)), yb)
+            loss = self.step.loss(self.split.normalize(xb), yb)
             for penalty in self.penalties:
                 loss = loss + penalty(self.model)
             if not torch.isfinite(loss):
@@ -228,7 +232,7 @@ class _Trainer:
                 )
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            self.optimizer.step()
+            self.step.step()
             if self.max_norm is not None:
                 self.max_norm(self.model)
 

@@ -77,7 +77,29 @@ def batching_problem(configs: Sequence[RunConfig], *, same_seed: bool = True) ->
         settings = config.regularization.early_stopping
         if settings is not None and settings.refit:
             return f"strategy {config.strategy!r} refits on training plus validation data, which is not batched"
+        options = _unbatched_options(config)
+        if options:
+            return f"strategy {config.strategy!r} uses {', '.join(options)}, which the batched engine does not implement"
     return None
+
+
+def _unbatched_options(config: RunConfig) -> list[str]:
+    """Return the training options of ``config`` that only :func:`fit` implements."""
+    reg = config.regularization
+    options = []
+    if config.schedule is not None:
+        options.append("a learning-rate schedule")
+    if reg.label_smoothing:
+        options.append("label smoothing")
+    if reg.mixup is not None:
+        options.append("mixup")
+    if reg.random_erasing is not None:
+        options.append("random erasing")
+    if reg.clip_grad_norm is not None:
+        options.append("gradient clipping")
+    if reg.weight_decay:
+        options.append("decoupled weight decay")
+    return options
 
 
 def fit_batched(

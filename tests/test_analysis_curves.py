@@ -164,7 +164,7 @@ def test_learning_curve_opens_test_once_per_run(digits, monkeypatch):
 def test_learning_curve_too_small_size_fails_before_training(digits, monkeypatch):
     import reglab.analysis.learning_curves as module
 
-    monkeypatch.setattr(module, "fit", lambda *args, **kwargs: pytest.fail("trained before checking sizes"))
+    monkeypatch.setattr(module, "fit_runs", lambda *args, **kwargs: pytest.fail("trained before checking sizes"))
     with pytest.raises(ConfigError, match="size 9 is too small"):
         learning_curve(digits, sizes=[100, 9], seeds=[0])
 

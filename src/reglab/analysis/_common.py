@@ -1,4 +1,4 @@
-"""Pieces shared by the analyses: loading data, building run settings, sub-sampling a split."""
+"""Pieces shared by the analyses: loading data, building run settings, training runs, sub-sampling a split."""
 
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ import torch
 from reglab.data import Dataset, Split, TensorPair, load_dataset
 from reglab.errors import ConfigError
 from reglab.training.config import RunConfig, StrategyConfig, validate
+from reglab.training.fit import RunResult, fit
+from reglab.training.fit_batched import batching_problem, fit_batched
 
 RunCallback = Callable[[str], None]
 """Called with a short description of each run before it starts, for progress output."""
@@ -48,6 +50,74 @@ def run_config(
             "epochs": epochs,
             "seed": seed,
         },
+    )
+
+
+def fit_runs(
+    configs: Sequence[RunConfig],
+    splits: Sequence[Split],
+    *,
+    device: str | torch.device = "cpu",
+    evaluate_test: bool = True,
+    batched: bool = True,
+) -> list[RunResult]:
+    """Train ``configs``, each on its split, and return their results in order.
+
+    With ``batched``, the runs are grouped by the settings that
+    :func:`~reglab.training.fit_batched.fit_batched` needs shared (data set, model, batch
+    size, split fractions) and by the sizes of their training and validation parts. Each
+    group of at least two runs that :func:`~reglab.training.fit_batched.batching_problem`
+    accepts (SGD, no refit) trains in one ``fit_batched`` call. Members with one seed and
+    the same data share one minibatch order. Otherwise each member trains on its own split
+    (``separate_data``). Either way each member sees the minibatch order, masks and
+    augmentation that :func:`~reglab.training.fit.fit` draws from its seed, so its result
+    equals the one-at-a-time result up to floating-point rounding. Every other run trains
+    alone with :func:`~reglab.training.fit.fit`.
+
+    Args:
+        configs: the runs' settings.
+        splits: one split per run. A split object may repeat when ``evaluate_test`` is
+            False; otherwise each run needs its own, because each opens its test set once.
+        device: where to train.
+        evaluate_test: whether each run opens its sealed test set once after training.
+        batched: False trains every run alone.
+
+    Returns:
+        One :class:`~reglab.training.fit.RunResult` per run, in the given order.
+    """
+    configs, splits = list(configs), list(splits)
+    groups: dict[tuple[Any, ...], list[int]] = {}
+    for i, (config, split) in enumerate(zip(configs, splits)):
+        if batched and batching_problem([config]) is None:
+            key = (config.dataset, config.model, config.batch_size, config.val_fraction, config.test_fraction)
+            groups.setdefault(key + (len(split.train.y), len(split.val.y)), []).append(i)
+
+    results: dict[int, RunResult] = {}
+    for members in groups.values():
+        group = [configs[i] for i in members]
+        if len(members) < 2 or batching_problem(group, same_seed=False) is not None:
+            continue
+        first = splits[members[0]]
+        shared = batching_problem(group) is None and all(_same_data(first, splits[i]) for i in members)
+        trained = fit_batched(
+            group, [splits[i] for i in members], device, separate_data=not shared, evaluate_test=evaluate_test
+        )
+        results.update(zip(members, trained))
+
+    for i, (config, split) in enumerate(zip(configs, splits)):
+        if i not in results:
+            results[i] = fit(config, split, device=device, evaluate_test=evaluate_test)
+    return [results[i] for i in range(len(configs))]
+
+
+def _same_data(first: Split, other: Split) -> bool:
+    """Return whether two splits have equal training and validation parts."""
+    if first is other:
+        return True
+    return all(
+        torch.equal(getattr(first, part).x, getattr(other, part).x)
+        and torch.equal(getattr(first, part).y, getattr(other, part).y)
+        for part in ("train", "val")
     )
 
 

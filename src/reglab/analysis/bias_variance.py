@@ -24,6 +24,7 @@ import torch
 
 from reglab.analysis._common import (
     RunCallback,
+    fit_runs,
     resolve_dataset,
     run_config,
     with_training_subset,
@@ -41,7 +42,6 @@ from reglab.analysis.decomposition import (
 from reglab.data import Dataset, Split, make_split
 from reglab.errors import ConfigError
 from reglab.study.strategies import resolve_strategies
-from reglab.training.fit import fit
 
 logger = logging.getLogger(__name__)
 
@@ -163,6 +163,7 @@ def bias_variance_decomposition(
     bootstrap_seed: int = 0,
     device: str = "cpu",
     on_run: RunCallback | None = None,
+    batched: bool = True,
     **load_options: Any,
 ) -> BiasVarianceResult:
     """Train every strategy on every (bootstrap sample, seed) pair and decompose its test error.
@@ -182,6 +183,11 @@ def bias_variance_decomposition(
             :func:`~reglab.analysis.decomposition.draw_bootstrap_indices`.
         device: where to train.
         on_run: called with a description of each run before it starts.
+        batched: train the strategies and seeds of one bootstrap sample together with the
+            batched engine when :func:`~reglab.training.fit_batched.batching_problem` accepts
+            them. The results equal one-at-a-time training up to floating-point rounding.
+            Runs it declines train alone. False trains every run alone with
+            :func:`~reglab.training.fit.fit`.
         **load_options: passed to :func:`~reglab.data.load_dataset`.
 
     Returns:
@@ -198,30 +204,35 @@ def bias_variance_decomposition(
     split = make_split(data, seed=split_seed)
     samples = draw_bootstrap_indices(len(split.train.y), bootstraps, bootstrap_seed)
 
-    models: dict[str, list[list[tuple[Split, torch.nn.Module]]]] = {}
-    for name, regularization in regularizations.items():
-        models[name] = []
-        for b, sample in enumerate(samples):
-            row = []
-            for seed in seeds:
-                config = run_config(
-                    dataset=data.name,
-                    model=model,
-                    strategy=name,
-                    regularization=regularization,
-                    seed=seed,
-                    epochs=epochs,
-                    lr=lr,
-                    batch_size=batch_size,
-                )
-                if on_run is not None:
-                    on_run(f"{name}, bootstrap {b}, seed {seed}")
-                bootstrap_split = with_training_subset(split, sample)
-                # Small models train many times faster on one thread than on a contended CPU's threads.
-                with torch_threads(1):
-                    result = fit(config, bootstrap_split, device=device, evaluate_test=False)
-                row.append((bootstrap_split, result.model))
-            models[name].append(row)
+    models: dict[str, list[list[tuple[Split, torch.nn.Module]]]] = {name: [] for name in regularizations}
+    for b, sample in enumerate(samples):
+        bootstrap_split = with_training_subset(split, sample)
+        runs = [(name, seed) for name in regularizations for seed in seeds]
+        configs = [
+            run_config(
+                dataset=data.name,
+                model=model,
+                strategy=name,
+                regularization=regularizations[name],
+                seed=seed,
+                epochs=epochs,
+                lr=lr,
+                batch_size=batch_size,
+            )
+            for name, seed in runs
+        ]
+        if on_run is not None:
+            for name, seed in runs:
+                on_run(f"{name}, bootstrap {b}, seed {seed}")
+        # Small models train many times faster on one thread than on a contended CPU's threads.
+        with torch_threads(1):
+            results = fit_runs(
+                configs, [bootstrap_split] * len(configs), device=device, evaluate_test=False, batched=batched
+            )
+        for name in regularizations:
+            models[name].append([])
+        for (name, _), result in zip(runs, results):
+            models[name][b].append((bootstrap_split, result.model))
 
     test = split.test.open(f"bias-variance decomposition of {', '.join(regularizations)}")
     targets = test.y.cpu().numpy()
@@ -230,7 +241,7 @@ def bias_variance_decomposition(
     ]
     return BiasVarianceResult(
         dataset=data.name,
-        model=config.model,
+        model=configs[0].model,
         bootstraps=bootstraps,
         seeds=seeds,
         test_size=len(targets),

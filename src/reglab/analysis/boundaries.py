@@ -188,6 +188,7 @@ def decision_boundaries(
     noise: float = 0.3,
     grid_size: int = 100,
     data_dir: str | None = None,
+    batched: bool = True,
 ) -> BoundaryResult:
     """Train one network per regularization setting and seed, and predict on a grid.
 
@@ -209,6 +210,9 @@ def decision_boundaries(
         noise: standard deviation of the noise of ``moons`` and ``circles``.
         grid_size: grid points along each axis, at least 2.
         data_dir: the folder that ``load_dataset`` searches for files.
+        batched: train the settings of one seed together with the batched engine. The
+            results equal one-at-a-time training up to floating-point rounding. False
+            trains every run alone with :func:`~reglab.training.fit.fit`.
 
     Returns:
         The :class:`BoundaryResult`.
@@ -217,9 +221,9 @@ def decision_boundaries(
         ConfigError: an argument is out of range, or the data set does not have exactly two
             features.
     """
+    from reglab.analysis._common import fit_runs
     from reglab.data import make_split
     from reglab.training.config import RunConfig, validate
-    from reglab.training.fit import fit
 
     owner = "decision_boundaries"
     seeds = check_seeds(owner, seeds)
@@ -237,26 +241,24 @@ def decision_boundaries(
     data = _load(dataset, seeds, n_samples, noise, data_dir)
     data_by_seed = dict(zip(seeds, data))
     splits = [make_split(item, seed=seed) for item, seed in zip(data, seeds)]
+    splits_by_seed = dict(zip(seeds, splits))
     grid_x, grid_y = _grid(splits, grid_size)
     mesh_x, mesh_y = np.meshgrid(grid_x, grid_y)
     grid = torch.from_numpy(np.stack([mesh_x.ravel(), mesh_y.ravel()], axis=1).astype(np.float32))
 
-    trained: dict[tuple[str, int], tuple[float, float, float, np.ndarray]] = {}
-    panels = []
     settings = [("l2", value) for value in l2_strengths] + [("dropout", value) for value in dropout_ps]
+    # The unregularized configuration appears in both rows, so it trains once per seed.
+    strategies = {strategy.describe(): strategy for strategy in (_strategy(*setting) for setting in settings)}
+    trained: dict[tuple[str, int], tuple[float, float, float, np.ndarray]] = {}
     with torch_threads(1):
-        for regularizer, value in settings:
-            strategy = _strategy(regularizer, value)
-            for seed in seeds:
-                key = (strategy.describe(), seed)
-                if key in trained:
-                    continue
-                config = validate(
+        for seed in seeds:
+            configs = [
+                validate(
                     RunConfig,
                     {
                         "dataset": data[0].name,
                         "model": model,
-                        "strategy": strategy.describe(),
+                        "strategy": name,
                         "regularization": strategy.model_dump(),
                         "optimizer": {"lr": lr},
                         "batch_size": batch_size,
@@ -264,32 +266,38 @@ def decision_boundaries(
                         "seed": seed,
                     },
                 )
-                # A fresh split per run, as the study runner makes, because every run opens
-                # its sealed test set once. The same seed gives the same parts.
-                split = make_split(data_by_seed[seed], seed=seed)
-                run = fit(config, split)
+                for name, strategy in strategies.items()
+            ]
+            # A fresh split per run, as the study runner makes, because every run opens
+            # its sealed test set once. The same seed gives the same parts.
+            runs = fit_runs(
+                configs, [make_split(data_by_seed[seed], seed=seed) for _ in configs], batched=batched
+            )
+            for name, run in zip(strategies, runs):
                 with torch.no_grad():
                     run.model.eval()
-                    probabilities = torch.softmax(run.model(split.normalize(grid)), dim=1).numpy()
-                trained[key] = (
+                    probabilities = torch.softmax(run.model(splits_by_seed[seed].normalize(grid)), dim=1).numpy()
+                trained[(name, seed)] = (
                     run.final_metrics["train_acc"],
                     run.final_metrics["val_acc"],
                     run.test_metrics["test_acc"],
                     probabilities.reshape(grid_size, grid_size, -1),
                 )
 
-            runs = [trained[(strategy.describe(), seed)] for seed in seeds]
-            panels.append(
-                BoundaryPanel(
-                    regularizer=regularizer,
-                    value=value,
-                    seeds=seeds,
-                    train_acc=np.array([run[0] for run in runs]),
-                    val_acc=np.array([run[1] for run in runs]),
-                    test_acc=np.array([run[2] for run in runs]),
-                    probabilities=np.stack([run[3] for run in runs]),
-                )
+    panels = []
+    for regularizer, value in settings:
+        runs = [trained[(_strategy(regularizer, value).describe(), seed)] for seed in seeds]
+        panels.append(
+            BoundaryPanel(
+                regularizer=regularizer,
+                value=value,
+                seeds=seeds,
+                train_acc=np.array([run[0] for run in runs]),
+                val_acc=np.array([run[1] for run in runs]),
+                test_acc=np.array([run[2] for run in runs]),
+                probabilities=np.stack([run[3] for run in runs]),
             )
+        )
 
     return BoundaryResult(
         dataset=data[0].name,

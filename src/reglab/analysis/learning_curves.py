@@ -3,9 +3,8 @@
 Every point trains one model on a stratified, seeded subsample of the training split and
 evaluates it on the test set. The test set is the same for every point, because each run
 gets a fresh :class:`~reglab.data.Split` from :func:`~reglab.data.make_split` with the same
-``split_seed``. Each of these split objects opens its sealed test set exactly once, in
-:func:`~reglab.training.fit.fit` after training. The seeds vary the subsample, the
-initialization and the minibatch order.
+``split_seed``. Each of these split objects opens its sealed test set exactly once, after
+training. The seeds vary the subsample, the initialization and the minibatch order.
 """
 
 from __future__ import annotations
@@ -22,6 +21,7 @@ import numpy as np
 
 from reglab.analysis._common import (
     RunCallback,
+    fit_runs,
     resolve_dataset,
     run_config,
     stratified_subsample,
@@ -32,7 +32,6 @@ from reglab.analysis._plot import new_figure, plot_band
 from reglab.data import Dataset, make_split
 from reglab.errors import ConfigError
 from reglab.study.strategies import resolve_strategies
-from reglab.training.fit import fit
 
 logger = logging.getLogger(__name__)
 
@@ -176,6 +175,7 @@ def learning_curve(
     split_seed: int = 0,
     device: str = "cpu",
     on_run: RunCallback | None = None,
+    batched: bool = True,
     **load_options: Any,
 ) -> LearningCurveResult:
     """Train on growing stratified subsets of the training split and measure train and test accuracy.
@@ -204,6 +204,11 @@ def learning_curve(
             validation and test sets never change.
         device: where to train.
         on_run: called with a description of each run before it starts.
+        batched: train the seeds of one size together with the batched engine, each on
+            its own subset, when :func:`~reglab.training.fit_batched.batching_problem`
+            accepts them. The results equal one-at-a-time training up to floating-point
+            rounding. Sizes differ in steps per epoch, so each size is its own call. False
+            trains every run alone with :func:`~reglab.training.fit.fit`.
         **load_options: passed to :func:`~reglab.data.load_dataset`, e.g. ``data_dir``.
 
     Returns:
@@ -229,8 +234,8 @@ def learning_curve(
     train_acc, val_acc, test_acc = np.zeros(shape), np.zeros(shape), np.zeros(shape)
     run_epochs = [0] * len(counts)
     for i, size in enumerate(counts):
-        for j, seed in enumerate(seeds):
-            config = run_config(
+        configs = [
+            run_config(
                 dataset=data.name,
                 model=model,
                 strategy=strategy,
@@ -240,13 +245,18 @@ def learning_curve(
                 lr=lr,
                 batch_size=batch_size,
             )
-            run_epochs[i] = config.epochs
-            if on_run is not None:
-                on_run(f"size {size}, seed {seed}, {config.epochs} epochs")
-            split = with_training_subset(make_split(data, seed=split_seed), subsets[(size, seed)])
-            # Small models train many times faster on one thread than on a contended CPU's threads.
-            with torch_threads(1):
-                result = fit(config, split, device=device)
+            for seed in seeds
+        ]
+        run_epochs[i] = configs[0].epochs
+        if on_run is not None:
+            for seed in seeds:
+                on_run(f"size {size}, seed {seed}, {run_epochs[i]} epochs")
+        # A fresh split per run, because every run opens its sealed test set once.
+        splits = [with_training_subset(make_split(data, seed=split_seed), subsets[(size, seed)]) for seed in seeds]
+        # Small models train many times faster on one thread than on a contended CPU's threads.
+        with torch_threads(1):
+            results = fit_runs(configs, splits, device=device, batched=batched)
+        for j, (seed, result) in enumerate(zip(seeds, results)):
             train_acc[i, j] = result.final_metrics["train_acc"]
             val_acc[i, j] = result.final_metrics["val_acc"]
             test_acc[i, j] = result.test_metrics["test_acc"]
@@ -254,7 +264,7 @@ def learning_curve(
 
     return LearningCurveResult(
         dataset=data.name,
-        model=config.model,
+        model=configs[0].model,
         strategy=strategy,
         sizes=counts,
         seeds=seeds,

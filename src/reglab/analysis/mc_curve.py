@@ -128,13 +128,13 @@ def mc_dropout_curve(
     batch_size: int = 128,
     data_dir: str | None = None,
     threads: int | None = 1,
+    batched: bool = True,
 ) -> MCCurveResult:
     """Train a dropout network per seed and score Monte-Carlo dropout for each number of passes.
 
-    Each seed trains with :func:`reglab.training.fit` without opening the test set, then
-    opens the sealed test set once for all the predictions of this analysis. The masks of
-    each T and mean are drawn from a generator seeded from the seed and T, so a run is
-    reproducible.
+    Each seed trains without opening the test set, then opens the sealed test set once for
+    all the predictions of this analysis. The masks of each T and mean are drawn from a
+    generator seeded from the seed and T, so a run is reproducible.
 
     Args:
         dataset: a data set name, e.g. ``"mnist-5k"`` or ``"digits"``.
@@ -150,6 +150,9 @@ def mc_dropout_curve(
         threads: torch CPU threads during the analysis, or None to keep the current setting.
             Defaults to 1, because on a CPU shared with other processes these models
             trained several times faster on one thread than on two.
+        batched: train the seeds together with the batched engine, each on its own
+            split. The networks equal one-at-a-time training up to floating-point
+            rounding. False trains each seed alone with :func:`~reglab.training.fit.fit`.
 
     Returns:
         The :class:`MCCurveResult`.
@@ -157,9 +160,9 @@ def mc_dropout_curve(
     Raises:
         ConfigError: an argument is out of range.
     """
+    from reglab.analysis._common import fit_runs
     from reglab.data import load_dataset, make_split
     from reglab.training.config import RunConfig, validate
-    from reglab.training.fit import fit
 
     owner = "mc_dropout_curve"
     seeds = check_seeds(owner, seeds)
@@ -195,10 +198,14 @@ def mc_dropout_curve(
     with torch_threads(threads or torch.get_num_threads()), warnings.catch_warnings():
         # Fewer than 20 passes are noisy on purpose here: the curve shows how noisy.
         warnings.simplefilter("ignore", NoisyEstimateWarning)
-        for index, seed in enumerate(seeds):
-            config = validate(RunConfig, {**config_data, "seed": seed})
-            split = make_split(data, seed=seed, val_fraction=config.val_fraction, test_fraction=config.test_fraction)
-            network = fit(config, split, evaluate_test=False).model
+        configs = [validate(RunConfig, {**config_data, "seed": seed}) for seed in seeds]
+        splits = [
+            make_split(data, seed=seed, val_fraction=template.val_fraction, test_fraction=template.test_fraction)
+            for seed in seeds
+        ]
+        results = fit_runs(configs, splits, evaluate_test=False, batched=batched)
+        for index, (seed, split, result) in enumerate(zip(seeds, splits, results)):
+            network = result.model
             test = split.test.open(f"Monte-Carlo dropout curve, seed {seed}")
             x = split.normalize(test.x)
 

@@ -17,13 +17,12 @@ from typing import Any
 
 import numpy as np
 
-from reglab.analysis._common import RunCallback, resolve_dataset, run_config
+from reglab.analysis._common import RunCallback, fit_runs, resolve_dataset, run_config
 from reglab.analysis._output import check_seeds, save_figure_and_csv, torch_threads
 from reglab.analysis._plot import new_figure, plot_band
 from reglab.data import Dataset, make_split
 from reglab.errors import ConfigError
 from reglab.training.config import StrategyConfig, validate
-from reglab.training.fit import fit
 
 logger = logging.getLogger(__name__)
 
@@ -156,6 +155,7 @@ def validation_curve(
     split_seed: int = 0,
     device: str = "cpu",
     on_run: RunCallback | None = None,
+    batched: bool = True,
     **load_options: Any,
 ) -> ValidationCurveResult:
     """Train one model per strength and seed and measure train and validation accuracy.
@@ -175,6 +175,10 @@ def validation_curve(
         split_seed: the seed of the three-way split, the same for every run.
         device: where to train.
         on_run: called with a description of each run before it starts.
+        batched: train the values of one seed together with the batched engine when
+            :func:`~reglab.training.fit_batched.batching_problem` accepts them. The results
+            equal one-at-a-time training up to floating-point rounding. False trains every
+            run alone with :func:`~reglab.training.fit.fit`.
         **load_options: passed to :func:`~reglab.data.load_dataset`.
 
     Returns:
@@ -193,9 +197,9 @@ def validation_curve(
 
     shape = (len(values), len(seeds))
     train_acc, val_acc = np.zeros(shape), np.zeros(shape)
-    for i, (value, regularization) in enumerate(zip(values, strategies)):
-        for j, seed in enumerate(seeds):
-            config = run_config(
+    for j, seed in enumerate(seeds):
+        configs = [
+            run_config(
                 dataset=data.name,
                 model=model,
                 strategy=f"{param}={value:g}",
@@ -205,18 +209,26 @@ def validation_curve(
                 lr=lr,
                 batch_size=batch_size,
             )
-            if on_run is not None:
+            for value, regularization in zip(values, strategies)
+        ]
+        if on_run is not None:
+            for value in values:
                 on_run(f"{param}={value:g}, seed {seed}")
-            # Small models train many times faster on one thread than on a contended CPU's threads.
-            with torch_threads(1):
-                result = fit(config, make_split(data, seed=split_seed), device=device, evaluate_test=False)
+        # The test set stays sealed, so every run of this seed can share one split.
+        split = make_split(data, seed=split_seed)
+        # Small models train many times faster on one thread than on a contended CPU's threads.
+        with torch_threads(1):
+            results = fit_runs(
+                configs, [split] * len(configs), device=device, evaluate_test=False, batched=batched
+            )
+        for i, (value, result) in enumerate(zip(values, results)):
             train_acc[i, j] = result.final_metrics["train_acc"]
             val_acc[i, j] = result.final_metrics["val_acc"]
             logger.info("validation curve: %s=%g, seed %d, val_acc %.4f", param, value, seed, val_acc[i, j])
 
     return ValidationCurveResult(
         dataset=data.name,
-        model=config.model,
+        model=configs[0].model,
         param=param,
         values=[float(value) for value in values],
         seeds=seeds,

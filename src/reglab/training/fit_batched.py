@@ -19,6 +19,12 @@ to floating-point rounding, because batched and single matrix products round dif
 Those differences grow over many SGD steps. With ``data_seed``, members may have different
 seeds, and the order comes from ``data_seed``.
 
+With ``separate_data``, each member trains on the training part of its own split, such as
+a bootstrap sample or a subsample, normalized with that split's statistics, and draws its
+minibatch order from its own seed as :func:`fit` does. Members may then differ in seed and
+still follow :func:`fit` up to rounding. Their training parts must have the same size, so
+that every member takes the same number of steps, and so must their validation parts.
+
 A member that stops early is removed from the batch at the end of that epoch, so its kept
 weights no longer change and it costs no more compute.
 """
@@ -26,6 +32,7 @@ weights no longer change and it costs no more compute.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -108,6 +115,7 @@ def fit_batched(
     device: str | torch.device = "cpu",
     *,
     data_seed: int | None = None,
+    separate_data: bool = False,
     on_epoch_end: MemberEpochCallback | None = None,
     evaluate_test: bool = True,
     errors: str = "raise",
@@ -128,10 +136,14 @@ def fit_batched(
         split: the split to train on. One :class:`Split` per configuration gives each
             member its own sealed test set, opened once. A single split is shared: its test
             set is opened once for all members, and every member records that access. All
-            splits must hold the same data (same data set, seed and fractions).
+            splits must hold the same data (same data set, seed and fractions), unless
+            ``separate_data`` is set.
         device: where to train, e.g. ``"cpu"`` or ``"cuda"``.
         data_seed: the seed of the minibatch order. None requires every configuration to
             have the same seed and uses it, as :func:`fit` does.
+        separate_data: train and evaluate each member on its own split, with the minibatch
+            order that :func:`fit` draws from the member's seed. The splits' training parts
+            must have one size, and so must their validation parts. Excludes ``data_seed``.
         on_epoch_end: called with the member's index in ``configs``, the 1-based epoch and
             that epoch's history row.
         evaluate_test: False keeps every test set sealed and leaves ``test_metrics`` empty.
@@ -152,15 +164,21 @@ def fit_batched(
     configs = list(configs)
     if errors not in ("raise", "return"):
         raise ConfigError(f"fit_batched: errors must be 'raise' or 'return', got {errors!r}.")
-    problem = batching_problem(configs, same_seed=data_seed is None)
+    if separate_data and data_seed is not None:
+        raise ConfigError(
+            f"fit_batched: data_seed={data_seed} and separate_data=True exclude each other, because with "
+            "separate_data each member draws its minibatch order from its own seed. Drop data_seed."
+        )
+    problem = batching_problem(configs, same_seed=data_seed is None and not separate_data)
     if problem is not None:
         raise ConfigError(f"fit_batched: {problem}; train these configurations one at a time with fit().")
-    splits = _check_splits(configs, split)
+    splits = _check_separate_splits(configs, split) if separate_data else _check_splits(configs, split)
 
     device = resolve_device(device)
     devices = [device.index or 0] if device.type == "cuda" else []
     with torch.random.fork_rng(devices=devices):
-        trainer = _BatchedTrainer(configs, splits[0].to(device), device, dtype, data_seed)
+        member_splits = _move_splits(splits, device) if separate_data else None
+        trainer = _BatchedTrainer(configs, splits[0].to(device), device, dtype, data_seed, member_splits)
         outcomes = trainer.train(on_epoch_end)
     return _results(configs, splits, device, trainer, outcomes, evaluate_test, errors)
 
@@ -171,7 +189,7 @@ def _check_splits(configs: list[RunConfig], split: Split | Sequence[Split]) -> l
         raise ConfigError(f"fit_batched: expected one split or {len(configs)} splits, got {len(splits)}.")
     first = splits[0]
     for other in splits[1:]:
-        same = (
+        same = other is first or (
             other.dataset == first.dataset
             and other.seed == first.seed
             and other.val_fraction == first.val_fraction
@@ -182,7 +200,41 @@ def _check_splits(configs: list[RunConfig], split: Split | Sequence[Split]) -> l
                 f"fit_batched: every split must hold the same data, got {first!r} and {other!r}; "
                 "make them with make_split(dataset, seed=...) and the same seed and fractions."
             )
+        # A bootstrap sample or a subsample keeps the split's seed and fractions, but every
+        # member would train on the first split's rows.
+        if other is not first and other.indices["train"] != first.indices["train"]:
+            raise ConfigError(
+                f"fit_batched: the splits {first!r} and {other!r} have different training rows, for example "
+                "two bootstrap samples. Pass separate_data=True to train each member on its own split."
+            )
     return splits
+
+
+def _check_separate_splits(configs: list[RunConfig], split: Split | Sequence[Split]) -> list[Split]:
+    if isinstance(split, Split):
+        raise ConfigError(
+            f"fit_batched: separate_data=True needs one split per configuration ({len(configs)}), got a single split."
+        )
+    splits = list(split)
+    if len(splits) != len(configs):
+        raise ConfigError(f"fit_batched: expected {len(configs)} splits, one per configuration, got {len(splits)}.")
+    for part in ("train", "val"):
+        sizes = sorted({len(getattr(member_split, part).y) for member_split in splits})
+        if len(sizes) > 1:
+            raise ConfigError(
+                f"fit_batched: with separate_data every split's {part} part must have one size, got sizes "
+                f"{', '.join(map(str, sizes))}. Train members of different sizes in separate calls."
+            )
+    return splits
+
+
+def _move_splits(splits: list[Split], device: torch.device) -> list[Split]:
+    """Move every split to ``device``, each distinct split object once, so a repeated split is not copied."""
+    moved: dict[int, Split] = {}
+    for split in splits:
+        if id(split) not in moved:
+            moved[id(split)] = split.to(device)
+    return [moved[id(split)] for split in splits]
 
 
 class _Outcome:
@@ -201,10 +253,19 @@ class _BatchedTrainer:
     """The batched model, generators, early stopping and epoch loop of one call."""
 
     def __init__(
-        self, configs: list[RunConfig], split: Split, device: torch.device, dtype: torch.dtype, data_seed: int | None
+        self,
+        configs: list[RunConfig],
+        split: Split,
+        device: torch.device,
+        dtype: torch.dtype,
+        data_seed: int | None,
+        member_splits: list[Split] | None,
     ) -> None:
         self.configs = configs
         self.split = split
+        # With separate data, member_splits[i] is the split of configs[i], and
+        # data_generators[i] draws its minibatch order as fit() would.
+        self.member_splits = member_splits
         self.device = device
         self.dtype = dtype
         input_shape = tuple(split.train.x.shape[1:])
@@ -219,7 +280,11 @@ class _BatchedTrainer:
             mask_generators.append(generator)
         self.engine = BatchedMLP.from_models(spec, input_shape, split.num_classes, models, settings, mask_generators)
 
-        self.data_generator = torch.Generator().manual_seed(configs[0].seed if data_seed is None else data_seed)
+        if member_splits is None:
+            seeds = [configs[0].seed if data_seed is None else data_seed]
+        else:
+            seeds = [config.seed for config in configs]
+        self.data_generators = [torch.Generator().manual_seed(seed) for seed in seeds]
         self.augmentations: list[nn.Module | None] = []
         self.augment_generators: list[torch.Generator | None] = []
         for config in configs:
@@ -297,15 +362,27 @@ class _BatchedTrainer:
             self.engine.select(kept)
 
     def _train_epoch(self, epoch: int) -> None:
-        split, engine = self.split, self.engine
-        batches = iterate_minibatches(
-            split.train.x, split.train.y, self.configs[0].batch_size, shuffle=True, generator=self.data_generator
-        )
-        for xb, yb in batches:
+        engine = self.engine
+        batch_size = self.configs[0].batch_size
+        sources = [self.split] if self.member_splits is None else self.member_splits
+        # With separate data there is one iterator per member. A stopped member's iterator is not advanced.
+        iterators = [
+            iterate_minibatches(source.train.x, source.train.y, batch_size, shuffle=True, generator=generator)
+            for source, generator in zip(sources, self.data_generators)
+        ]
+        for _ in range(math.ceil(len(self.split.train.y) / batch_size)):
+            if self.member_splits is None:
+                xb, yb = next(iterators[0])
+                targets = yb
+            else:
+                pairs = [next(iterators[member]) for member in self.active]
+                xb = torch.stack([pair[0] for pair in pairs])
+                targets = torch.stack([pair[1] for pair in pairs])
             inputs = self._inputs(xb)
             logits = engine.forward(inputs, training=True)
             k, batch, classes = logits.shape
-            cross_entropy = F.cross_entropy(logits.reshape(k * batch, classes), yb.repeat(k), reduction="none")
+            labels = targets.reshape(-1) if targets.dim() == 2 else targets.repeat(k)
+            cross_entropy = F.cross_entropy(logits.reshape(k * batch, classes), labels, reduction="none")
             losses = cross_entropy.view(k, batch).mean(dim=1) + engine.penalties()
 
             finite = torch.isfinite(losses)
@@ -320,8 +397,19 @@ class _BatchedTrainer:
                     return
 
     def _inputs(self, xb: Tensor) -> Tensor:
-        """Return the normalized batch, shared ``[B, ...]`` or per member ``[K, B, ...]``."""
+        """Return the normalized batch, shared ``[B, ...]`` or per member ``[K, B, ...]``.
+
+        With separate data, ``xb`` is already one batch per member, ``[K, B, ...]``.
+        """
         xb = xb.to(self.dtype)
+        if self.member_splits is not None:
+            members = []
+            for position, augmentation in enumerate(self.augmentations):
+                x = xb[position]
+                if augmentation is not None:
+                    x = augmentation(x, generator=self.augment_generators[position])
+                members.append(self.member_splits[self.active[position]].normalize(x))
+            return torch.stack(members)
         if all(augmentation is None for augmentation in self.augmentations):
             return self.split.normalize(xb)
 
@@ -353,8 +441,8 @@ class _BatchedTrainer:
 
     @torch.no_grad()
     def _measure(self) -> list[dict[str, float]]:
-        train = self._evaluate(self.split.train.x, self.split.train.y)
-        val = self._evaluate(self.split.val.x, self.split.val.y)
+        train = self._evaluate("train")
+        val = self._evaluate("val")
         rows = []
         for (train_loss, train_acc), (val_loss, val_acc) in zip(train, val):
             rows.append(
@@ -368,24 +456,39 @@ class _BatchedTrainer:
             )
         return rows
 
-    def _evaluate(self, x: Tensor, y: Tensor, batch_size: int = 2048) -> list[tuple[float, float]]:
-        """Return each active member's ``(mean cross-entropy, accuracy)`` in eval mode."""
+    def _evaluate(self, part: str, batch_size: int = 2048) -> list[tuple[float, float]]:
+        """Return each active member's ``(mean cross-entropy, accuracy)`` on a part of its split, in eval mode.
+
+        Args:
+            part: ``"train"`` or ``"val"``.
+            batch_size: examples per evaluation batch.
+        """
         k = self.engine.size
         total_loss = torch.zeros(k, dtype=torch.float64, device=self.device)
         correct = torch.zeros(k, dtype=torch.long, device=self.device)
-        for start in range(0, len(x), batch_size):
-            xb = self.split.normalize(x[start : start + batch_size].to(self.dtype))
-            yb = y[start : start + batch_size]
-            # One product per member (an expanded input), because the rounding of the shared
-            # product [B, in] @ [in, K·out] can depend on K: at B = 2048 it did with MKL.
-            logits = self.engine.forward(xb.expand(k, *xb.shape), training=False)
+        n = len(getattr(self.split, part).y)
+        for start in range(0, n, batch_size):
+            rows = slice(start, start + batch_size)
+            if self.member_splits is None:
+                data = getattr(self.split, part)
+                xb = self.split.normalize(data.x[rows].to(self.dtype))
+                yb = data.y[rows]
+                # One product per member (an expanded input), because the rounding of the shared
+                # product [B, in] @ [in, K·out] can depend on K: at B = 2048 it did with MKL.
+                inputs, labels = xb.expand(k, *xb.shape), yb.repeat(k)
+            else:
+                splits = [self.member_splits[member] for member in self.active]
+                inputs = torch.stack([s.normalize(getattr(s, part).x[rows].to(self.dtype)) for s in splits])
+                yb = torch.stack([getattr(s, part).y[rows] for s in splits])
+                labels = yb.reshape(-1)
+            logits = self.engine.forward(inputs, training=False)
             _, batch, classes = logits.shape
-            losses = F.cross_entropy(logits.reshape(k * batch, classes), yb.repeat(k), reduction="none")
+            losses = F.cross_entropy(logits.reshape(k * batch, classes), labels, reduction="none")
             # One sum per member row, so that a member's value does not depend on K.
             member_losses = losses.view(k, batch)
             total_loss += torch.stack([row.sum() for row in member_losses]).double()
             correct += (logits.argmax(dim=2) == yb).sum(dim=1)
-        n = max(len(x), 1)
+        n = max(n, 1)
         return [(loss / n, hits / n) for loss, hits in zip(total_loss.tolist(), correct.tolist())]
 
 
@@ -455,12 +558,12 @@ def _results(
 ) -> list[Any]:
     """Hand every member back as an ``nn.Sequential`` and evaluate it as :func:`fit` does.
 
-    The training and validation data come from the trainer's split, already on ``device``.
+    The training and validation data come from the trainer's split, or with separate data
+    from the member's split, already on ``device``.
     Only the member's own test set is opened and moved there.
     """
     k = len(configs)
     batch_keys = [config.key() for config in configs]
-    data = trainer.split
     shared_split = all(split is splits[0] for split in splits)
     shared_test: Any = None
     results: list[Any] = []
@@ -470,6 +573,7 @@ def _results(
             continue
         started = time.perf_counter()
         split = splits[member]
+        data = trainer.split if trainer.member_splits is None else trainer.member_splits[member]
         best_epoch = len(outcome.history)
         state = outcome.final_state
         stopper = outcome.stopper

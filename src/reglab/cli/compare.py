@@ -10,6 +10,8 @@ import typer
 from rich import box
 from rich.table import Table
 
+from reglab.study.bias_variance import BIAS_VARIANCE_BOOTSTRAPS, check_bootstraps
+from reglab.study.mc_dropout import MC_SAMPLES, check_mc_samples
 from reglab.study.strategies import StrategyDefaults
 from reglab.cli._common import (
     DataDirOption,
@@ -23,11 +25,26 @@ from reglab.cli._common import (
     WarmupOption,
     console,
     parse_csv_list,
+    parse_int_list,
     prepare_output_folder,
 )
 
 DEFAULT_STRATEGIES = "baseline,l2,l1,dropout,early-stopping,augment,combined"
 DEFAULT_EPOCHS = 50
+McCurveOption = typer.Option(
+    True,
+    "--mc-curve/--no-mc-curve",
+    help=(
+        "Score each finished run of a strategy with dropout, from its stored weights, on its validation split "
+        "by Monte-Carlo dropout (arithmetic and geometric mean of T passes) against the deterministic "
+        "prediction: a 'Monte-Carlo dropout' section in the report and mc_curve.csv. Trains nothing."
+    ),
+)
+McSamplesOption = typer.Option(
+    ",".join(str(value) for value in MC_SAMPLES),
+    "--mc-samples",
+    help="Numbers of passes T for the Monte-Carlo dropout section, comma-separated ints >= 1.",
+)
 _DEFAULTS = StrategyDefaults()
 
 
@@ -104,6 +121,23 @@ def compare(
             "rate), and add a 'Learning curve' section to the report and learning_curve.csv to the study folder."
         ),
     ),
+    mc_curve: bool = McCurveOption,
+    mc_samples: str = McSamplesOption,
+    bias_variance: bool = typer.Option(
+        False,
+        "--bias-variance",
+        help=(
+            "After the study, train the baseline and the strategy with the highest mean validation accuracy on "
+            "--bias-variance-bootstraps bootstrap samples of the first seed's training split, once per seed "
+            "(2 × bootstraps × seeds extra runs, not stored), and decompose their validation error into bias and "
+            "variance: a 'Bias and variance' section in the report and bias_variance.csv."
+        ),
+    ),
+    bias_variance_bootstraps: int = typer.Option(
+        BIAS_VARIANCE_BOOTSTRAPS,
+        "--bias-variance-bootstraps",
+        help="Number of bootstrap samples of the training split for --bias-variance.",
+    ),
     tensorboard: Optional[Path] = typer.Option(
         None,
         "--tensorboard",
@@ -165,6 +199,9 @@ def compare(
         spec = options.to_spec()
     from reglab.study.runner import check_backend, count_runs
 
+    samples = check_mc_samples(parse_int_list("--mc-samples", mc_samples)) if mc_curve else list(MC_SAMPLES)
+    if bias_variance:
+        check_bootstraps(bias_variance_bootstraps)
     check_backend(backend, address)
     out = prepare_output_folder(out)
     if tensorboard is not None:
@@ -185,6 +222,10 @@ def compare(
                 backend=backend,
                 address=address,
                 learning_curve=learning_curve,
+                mc_curve=mc_curve,
+                mc_samples=samples,
+                bias_variance=bias_variance,
+                bias_variance_bootstraps=bias_variance_bootstraps,
             )
     except KeyboardInterrupt:
         console.print(
@@ -201,6 +242,10 @@ def compare(
     console.print(f"Report: {outcome.report_path}\nResults: {outcome.results_path}\nRuns: {out / 'reglab.db'}")
     if outcome.learning_curve_path is not None:
         console.print(f"Learning curve: {outcome.learning_curve_path}", highlight=False)
+    if outcome.mc_curve_path is not None:
+        console.print(f"Monte-Carlo dropout: {outcome.mc_curve_path}", highlight=False)
+    if outcome.bias_variance_path is not None:
+        console.print(f"Bias and variance: {outcome.bias_variance_path}", highlight=False)
     if tensorboard is not None:
         from reglab.study.tensorboard import write_tensorboard_scalars
 

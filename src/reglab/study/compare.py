@@ -3,15 +3,30 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
+from reglab.analysis._output import write_csv
 from reglab.data import load_dataset
 from reglab._validation import check_int, check_non_negative, check_positive, check_probability
 from reglab.errors import ConfigError, DataError
+from reglab.study.bias_variance import (
+    BIAS_VARIANCE_BOOTSTRAPS,
+    StudyBiasVariance,
+    check_bootstraps,
+    run_bias_variance,
+)
 from reglab.study.learning_curve import StudyLearningCurve, run_learning_curve, write_learning_curve_csv
+from reglab.study.mc_dropout import (
+    MC_SAMPLES,
+    StudyMCCurve,
+    check_mc_samples,
+    dropout_strategies,
+    run_mc_curve,
+)
 from reglab.study.report import build_report, render_report
 from reglab.study.runner import StudyProgress, StudyResult, run_study
 from reglab.study.spec import StudySpec, default_study_name
@@ -97,6 +112,8 @@ class CompareOutcome:
     results_path: Path
     summary_path: Path
     learning_curve_path: Path | None = None
+    mc_curve_path: Path | None = None
+    bias_variance_path: Path | None = None
 
 
 def compare_study(
@@ -110,6 +127,10 @@ def compare_study(
     backend: str = "local",
     address: str | None = None,
     learning_curve: bool = False,
+    mc_curve: bool = True,
+    mc_samples: Sequence[int] = MC_SAMPLES,
+    bias_variance: bool = False,
+    bias_variance_bootstraps: int = BIAS_VARIANCE_BOOTSTRAPS,
 ) -> CompareOutcome:
     """Run ``spec``, store its runs in ``out/reglab.db`` and write its report and CSV files.
 
@@ -121,7 +142,22 @@ def compare_study(
     accuracy are then trained on 10%, 25%, 50% and 100% of the first seed's training split,
     in this process and without storing the runs. The report gets a "Learning curve" section
     and the numbers go to ``learning_curve.csv``.
+
+    With ``mc_curve`` (on by default), each finished run of a strategy with dropout is loaded
+    from its checkpoint and scored on its validation split by Monte-Carlo dropout with each
+    number of passes in ``mc_samples``: the "Monte-Carlo dropout" section and
+    ``mc_curve.csv``. With ``bias_variance``, the baseline and the best other strategy are
+    trained again on ``bias_variance_bootstraps`` bootstrap samples per seed, without storing
+    the runs, and their validation error is decomposed: the "Bias and variance" section and
+    ``bias_variance.csv``. Neither section opens a test set.
+
+    Raises:
+        ConfigError: ``mc_samples`` or ``bias_variance_bootstraps`` is invalid; raised before any training.
     """
+    if mc_curve:
+        mc_samples = check_mc_samples(mc_samples)
+    if bias_variance:
+        check_bootstraps(bias_variance_bootstraps)
     out = Path(out)
     with RunStore(out / "reglab.db") as store:
         result = run_study(
@@ -134,13 +170,20 @@ def compare_study(
             backend=backend,
             address=address,
         )
+    descriptions = {name: config.describe() for name, config in spec.strategies.items()}
+    summaries = summarize(result.runs, descriptions)
     curve = None
     if learning_curve:
-        descriptions = {name: config.describe() for name, config in spec.strategies.items()}
-        curve = run_learning_curve(
-            result, summarize(result.runs, descriptions), data_dir=data_dir, download=download, device=str(device)
+        curve = run_learning_curve(result, summaries, data_dir=data_dir, download=download, device=str(device))
+    mc_section = run_mc_curve(result, out, mc_samples, data_dir=data_dir, download=download) if mc_curve else None
+    bias_variance_section = None
+    if bias_variance:
+        bias_variance_section = run_bias_variance(
+            result, summaries, bias_variance_bootstraps, data_dir=data_dir, download=download, device=device
         )
-    return write_study_outputs(result, out, learning_curve=curve)
+    return write_study_outputs(
+        result, out, learning_curve=curve, mc_curve=mc_section, bias_variance=bias_variance_section
+    )
 
 
 def report_study(
@@ -149,11 +192,16 @@ def report_study(
     *,
     data_dir: str | None = None,
     download: bool = False,
+    mc_curve: bool = True,
+    mc_samples: Sequence[int] = MC_SAMPLES,
 ) -> CompareOutcome:
     """Write the report and CSV files of stored study ``name`` again, without training.
 
-    The data set is loaded only for the report's augmentation samples; when it cannot be
-    loaded, the report leaves them out.
+    The data set is loaded for the report's augmentation samples and, with ``mc_curve``,
+    for the "Monte-Carlo dropout" section, which is computed again from the runs' stored
+    checkpoints as :func:`compare_study` computes it. When the data set cannot be loaded,
+    the report leaves those parts out. The learning-curve and bias-variance sections train
+    new models, so only :func:`compare_study` writes them.
 
     Raises:
         ConfigError: ``out/reglab.db`` does not exist or does not hold the study.
@@ -163,22 +211,34 @@ def report_study(
     if not database.is_file():
         raise ConfigError(f"run database '{database}' not found; pass the folder that contains reglab.db with --out.")
 
+    if mc_curve:
+        mc_samples = check_mc_samples(mc_samples, owner="report")
     with RunStore(database) as store:
         result = load_study_result(store, name)
-    if any(config.augment for config in result.spec.strategies.values()):
+    mc_curve = mc_curve and bool(dropout_strategies(result))
+    if mc_curve or any(config.augment for config in result.spec.strategies.values()):
         try:
             result.dataset = load_dataset(result.spec.dataset, data_dir=data_dir, download=download)
         except DataError as error:
-            logger.warning("report of %s without augmentation samples: %s", name, error)
-    return write_study_outputs(result, out)
+            logger.warning("report of %s without augmentation samples and Monte-Carlo dropout: %s", name, error)
+            mc_curve = False
+    mc_section = run_mc_curve(result, out, mc_samples) if mc_curve else None
+    return write_study_outputs(result, out, mc_curve=mc_section)
 
 
 def write_study_outputs(
-    result: StudyResult, out: str | Path, *, learning_curve: StudyLearningCurve | None = None
+    result: StudyResult,
+    out: str | Path,
+    *,
+    learning_curve: StudyLearningCurve | None = None,
+    mc_curve: StudyMCCurve | None = None,
+    bias_variance: StudyBiasVariance | None = None,
 ) -> CompareOutcome:
     """Write ``report.html``, ``results.csv`` and ``summary.csv`` of ``result`` to ``out/<study>``.
 
-    With ``learning_curve``, also write ``learning_curve.csv`` and the report's "Learning curve" section.
+    With ``learning_curve``, also write ``learning_curve.csv`` and the report's "Learning
+    curve" section; likewise ``mc_curve.csv`` with ``mc_curve`` when a strategy was scored,
+    and ``bias_variance.csv`` with ``bias_variance``.
     """
     spec = result.spec
     study_dir = Path(out) / spec.name
@@ -193,5 +253,21 @@ def write_study_outputs(
     learning_curve_path = None
     if learning_curve is not None:
         learning_curve_path = write_learning_curve_csv(learning_curve, study_dir / "learning_curve.csv")
-    report_path = render_report(build_report(result, learning_curve), study_dir / "report.html")
-    return CompareOutcome(result, summaries, report_path, results_path, summary_path, learning_curve_path)
+    mc_curve_path = None
+    if mc_curve is not None and mc_curve.curves:
+        mc_curve_path = write_csv(study_dir / "mc_curve.csv", mc_curve.rows())
+    bias_variance_path = None
+    if bias_variance is not None:
+        bias_variance_path = write_csv(study_dir / "bias_variance.csv", bias_variance.rows())
+    report = build_report(result, learning_curve, mc_curve, bias_variance)
+    report_path = render_report(report, study_dir / "report.html")
+    return CompareOutcome(
+        result,
+        summaries,
+        report_path,
+        results_path,
+        summary_path,
+        learning_curve_path,
+        mc_curve_path,
+        bias_variance_path,
+    )

@@ -146,3 +146,74 @@ def training_size_curves(curves: dict[str, Any]) -> bytes:
     ax.legend(fontsize=8, loc="lower right")
     figure.tight_layout()
     return _png(figure)
+
+
+def mc_dropout_curves(samples: Sequence[int], curves: dict[str, Any]) -> bytes:
+    """Validation accuracy and NLL against the number of dropout masks T, one row of panels per strategy.
+
+    ``curves`` maps a strategy name to its :class:`~reglab.study.mc_dropout.StrategyMCCurve`.
+    Lines are means over seeds and bands span the seeds. The dashed black line is the
+    deterministic, weight-scaled prediction, with its range over seeds shaded grey.
+    """
+    figure, axes = plt.subplots(len(curves), 2, figsize=(11, 3.6 * len(curves)), squeeze=False)
+    t = np.array(samples)
+    for row, (name, curve) in enumerate(curves.items()):
+        panels = (
+            (axes[row, 0], curve.accuracy, curve.deterministic_accuracy, 100.0, "validation accuracy (%)"),
+            (axes[row, 1], curve.nll, curve.deterministic_nll, 1.0, "validation NLL (nats per example)"),
+        )
+        for ax, values, deterministic, scale, label in panels:
+            for mean, color, marker in (("arithmetic", "tab:blue", "o"), ("geometric", "tab:orange", "s")):
+                scaled = values[mean] * scale
+                ax.plot(t, scaled.mean(axis=0), color=color, marker=marker, markersize=4, label=f"MC dropout, {mean} mean")
+                ax.fill_between(t, scaled.min(axis=0), scaled.max(axis=0), color=color, alpha=0.2)
+            scaled = deterministic * scale
+            ax.axhline(scaled.mean(), color="black", linestyle="--", linewidth=1.2, label="deterministic (weight scaling), grey = range over seeds")
+            ax.axhspan(scaled.min(), scaled.max(), color="black", alpha=0.08)
+            ax.set_xscale("log")
+            ax.set_xticks(t, [str(value) for value in t])
+            ax.minorticks_off()
+            ax.set_xlabel("dropout masks averaged, T (log scale)")
+            ax.set_ylabel(label)
+            ax.set_title(f"{name}: p = {curve.p:g}, input p = {curve.input_p:g}, {len(curve.seeds)} seed(s)", fontsize=10)
+            ax.grid(alpha=0.3)
+        axes[row, 0].legend(loc="lower right", fontsize=8)
+    figure.tight_layout()
+    return _png(figure)
+
+
+def bias_variance_bars(result: Any) -> bytes:
+    """Stacked squared-loss decomposition and the 0-1 loss with its bias and net variance, per strategy.
+
+    ``result`` is a :class:`~reglab.analysis.bias_variance.BiasVarianceResult` whose
+    predictions are on the validation split.
+    """
+    names = [strategy.strategy for strategy in result.strategies]
+    x = np.arange(len(names))
+    figure, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8))
+    bias = np.array([s.squared.bias_squared for s in result.strategies])
+    sample = np.array([s.variance_bootstrap for s in result.strategies])
+    seed = np.array([s.variance_seed for s in result.strategies])
+    left.bar(x, bias, 0.55, color="tab:blue", label="bias² (includes label noise)")
+    left.bar(x, sample, 0.55, bottom=bias, color="tab:orange", label="variance: training sample")
+    left.bar(x, seed, 0.55, bottom=bias + sample, color="tab:green", label="variance: seed")
+    left.set_ylabel("squared loss per validation example")
+    left.set_ylim(0, (bias + sample + seed).max() * 1.5)
+    left.set_title("squared loss = bias² + variance", fontsize=10)
+
+    width = 0.27
+    loss = np.array([s.zero_one.expected_loss for s in result.strategies]) * 100
+    right.bar(x - width, loss, width, color="tab:gray", label="expected error")
+    right.bar(x, [s.zero_one.bias * 100 for s in result.strategies], width, color="tab:blue", label="bias")
+    net = np.array([s.zero_one.net_variance for s in result.strategies]) * 100
+    right.bar(x + width, net, width, color="tab:orange", label="net variance")
+    right.axhline(0, color="black", linewidth=0.8)
+    right.set_ylim(min(0.0, net.min() * 1.5), loss.max() * 1.5)
+    right.set_ylabel("validation error (%)")
+    right.set_title("0-1 loss (Domingos 2000)", fontsize=10)
+    for ax in (left, right):
+        ax.set_xticks(x, names)
+        ax.grid(axis="y", alpha=0.3)
+        ax.legend(loc="upper left", fontsize=8)
+    figure.tight_layout()
+    return _png(figure)

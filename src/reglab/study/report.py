@@ -20,7 +20,9 @@ import torch
 
 from reglab.augment import default_augmentation
 from reglab.study import figures
+from reglab.study.bias_variance import StudyBiasVariance, describe_bias_variance
 from reglab.study.learning_curve import StudyLearningCurve, describe_learning_curve
+from reglab.study.mc_dropout import StudyMCCurve, describe_mc_curve
 from reglab.study.runner import StudyResult
 from reglab.study.store import library_versions
 from reglab.study.summary import StrategySummary, summarize
@@ -72,6 +74,24 @@ def _layer_rows(runs_by_strategy: dict[str, list[dict[str, Any]]]) -> list[dict[
     return rows
 
 
+def _mc_rows(mc_curve: StudyMCCurve | None) -> list[dict[str, Any]]:
+    """Return one row per dropout strategy: the deterministic scores and both means at the largest T, means over seeds."""
+    if mc_curve is None:
+        return []
+    rows = []
+    for name, curve in mc_curve.curves.items():
+        row = {
+            "strategy": name,
+            "deterministic_acc": float(curve.deterministic_accuracy.mean()),
+            "deterministic_nll": float(curve.deterministic_nll.mean()),
+        }
+        for mean, values in curve.accuracy.items():
+            row[f"{mean}_acc"] = float(values[:, -1].mean())
+            row[f"{mean}_nll"] = float(curve.nll[mean][:, -1].mean())
+        rows.append(row)
+    return rows
+
+
 def _augmentation_figure(result: StudyResult) -> tuple[str | None, str]:
     if result.dataset is None or not result.dataset.is_image:
         return None, ""
@@ -83,11 +103,19 @@ def _augmentation_figure(result: StudyResult) -> tuple[str | None, str]:
     return _b64(figures.augmentation_grid(images, augmented)), f"Training batches are augmented with {augmentation!r}."
 
 
-def build_report(result: StudyResult, learning_curve: StudyLearningCurve | None = None) -> dict[str, Any]:
+def build_report(
+    result: StudyResult,
+    learning_curve: StudyLearningCurve | None = None,
+    mc_curve: StudyMCCurve | None = None,
+    bias_variance: StudyBiasVariance | None = None,
+) -> dict[str, Any]:
     """Compute everything the report shows: summaries, figures (base64 PNG) and settings.
 
     ``learning_curve``, from :func:`~reglab.study.learning_curve.run_learning_curve`, adds the
-    "Learning curve" section; without it the report has no such section.
+    "Learning curve" section, ``mc_curve`` (:func:`~reglab.study.mc_dropout.run_mc_curve`) the
+    "Monte-Carlo dropout" section and ``bias_variance``
+    (:func:`~reglab.study.bias_variance.run_bias_variance`) the "Bias and variance" section.
+    A section whose argument is None is left out.
     """
     spec = result.spec
     descriptions = {name: config.describe() for name, config in spec.strategies.items()}
@@ -97,7 +125,7 @@ def build_report(result: StudyResult, learning_curve: StudyLearningCurve | None 
         runs_by_strategy.setdefault(run["strategy"], []).append(run)
 
     augmentation_png, augmentation_text = _augmentation_figure(result)
-    figure_data = {"augmentation": augmentation_png, "training_size": None}
+    figure_data = {"augmentation": augmentation_png, "training_size": None, "mc_curve": None, "bias_variance": None}
     if runs_by_strategy:
         figure_data["learning_curves"] = _b64(figures.learning_curves(runs_by_strategy))
         figure_data["gap"] = _b64(figures.gap_curves(runs_by_strategy))
@@ -108,6 +136,22 @@ def build_report(result: StudyResult, learning_curve: StudyLearningCurve | None 
         learning_curve_text = describe_learning_curve(learning_curve, spec.epochs, spec.seeds[0])
         if learning_curve.curves:
             figure_data["training_size"] = _b64(figures.training_size_curves(learning_curve.curves))
+
+    mc_curve_text = None
+    # A study without dropout strategies gets no Monte-Carlo dropout section.
+    if mc_curve is not None and (mc_curve.curves or mc_curve.skipped):
+        mc_curve_text = describe_mc_curve(mc_curve)
+        if mc_curve.curves:
+            figure_data["mc_curve"] = _b64(figures.mc_dropout_curves(mc_curve.samples, mc_curve.curves))
+
+    bias_variance_data = None
+    if bias_variance is not None:
+        figure_data["bias_variance"] = _b64(figures.bias_variance_bars(bias_variance.result))
+        bias_variance_data = {
+            "text": describe_bias_variance(bias_variance),
+            "verdict": bias_variance.result.summary().splitlines(),
+            "rows": bias_variance.rows(),
+        }
 
     split = result.runs[0]["split"] if result.runs else {"sizes": {"train": "?", "val": "?", "test": "?"}}
     lr_note = (
@@ -129,6 +173,10 @@ def build_report(result: StudyResult, learning_curve: StudyLearningCurve | None 
         "figures": figure_data,
         "augmentation": augmentation_text,
         "learning_curve": learning_curve_text,
+        "mc_curve": mc_curve_text,
+        "mc_rows": _mc_rows(mc_curve),
+        "mc_samples_max": mc_curve.samples[-1] if mc_curve is not None else None,
+        "bias_variance": bias_variance_data,
         "split": {f"{part}_size": size for part, size in split.get("sizes", {}).items()},
         "settings": json.dumps(spec.model_dump(mode="json"), indent=2),
         "versions": ", ".join(f"{name} {version}" for name, version in library_versions().items()),

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from reglab.data import Dataset, load_dataset
 from reglab.study.runner import StudyResult
-from reglab.study.strategies import STRATEGY_NAMES, resolve_strategies
+from reglab.study.strategies import KNOWN_STRATEGY_NAMES, resolve_strategies
 from reglab.study.summary import StrategySummary
 from reglab.training.config import OptimizerSettings, RunConfig
 
@@ -81,7 +81,7 @@ def _unsupported_reason(result: StudyResult, name: str) -> str | None:
     momentum 0.9, and the default 0.2 validation and test fractions.
     """
     spec = result.spec
-    if name not in STRATEGY_NAMES:
+    if name not in KNOWN_STRATEGY_NAMES:
         return f"{name!r} is not a built-in strategy"
     if spec.strategies[name].model_copy(update={"lr": None}) != resolve_strategies([name])[name]:
         return f"{name!r} uses settings other than the built-in defaults"

@@ -12,6 +12,10 @@ from reglab.errors import ConfigError
 from reglab.training.config import DropoutSettings, EarlyStoppingSettings, StrategyConfig, validate
 
 STRATEGY_NAMES = ("baseline", "l2", "l1", "dropout", "early-stopping", "augment", "combined")
+# Built-in strategies that a study trains only when they are named, because they are not in
+# ``STRATEGY_NAMES``, the default set of ``reglab compare``.
+OPTIONAL_STRATEGY_NAMES = ("dropconnect",)
+KNOWN_STRATEGY_NAMES = STRATEGY_NAMES + OPTIONAL_STRATEGY_NAMES
 
 
 @dataclass(frozen=True)
@@ -23,6 +27,7 @@ class StrategyDefaults:
         l1: L1 strength; adds ``l1 · Σ|w|`` over weights to the mean loss.
         p: dropout probability after hidden layers.
         input_p: dropout probability on the input.
+        dropconnect_p: DropConnect probability of the fully connected hidden layers' weights.
         patience: early-stopping patience in epochs.
         monitor: the metric early stopping watches. ``val_acc`` rather than ``val_loss``,
             because with a well-tuned learning rate the validation loss of an
@@ -34,6 +39,7 @@ class StrategyDefaults:
     l1: float = 2e-5
     p: float = 0.5
     input_p: float = 0.2
+    dropconnect_p: float = 0.5
     patience: int = 10
     monitor: str = "val_acc"
 
@@ -52,6 +58,7 @@ def builtin_strategies(defaults: StrategyDefaults | None = None) -> dict[str, St
         "l2": {"l2": d.l2},
         "l1": {"l1": d.l1},
         "dropout": {"dropout": dropout},
+        "dropconnect": {"dropconnect": {"p": d.dropconnect_p}},
         "early-stopping": {"early_stopping": early_stopping},
         "augment": {"augment": True},
         "combined": {"l2": d.l2, "dropout": dropout, "augment": True, "early_stopping": early_stopping},
@@ -70,9 +77,9 @@ def resolve_strategies(names: list[str], defaults: StrategyDefaults | None = Non
     Raises:
         ConfigError: a name is not a built-in strategy; the message lists the known ones.
     """
-    unknown = [name for name in names if name not in STRATEGY_NAMES]
+    unknown = [name for name in names if name not in KNOWN_STRATEGY_NAMES]
     if unknown:
-        known = ", ".join(STRATEGY_NAMES)
+        known = ", ".join(KNOWN_STRATEGY_NAMES)
         raise ConfigError(f"Unknown strategy {unknown[0]!r}; the built-in strategies are: {known}.")
 
     available = builtin_strategies(defaults)
@@ -82,6 +89,8 @@ def resolve_strategies(names: list[str], defaults: StrategyDefaults | None = Non
 
 __all__ = [
     "BUILTIN_STRATEGIES",
+    "KNOWN_STRATEGY_NAMES",
+    "OPTIONAL_STRATEGY_NAMES",
     "STRATEGY_NAMES",
     "DropoutSettings",
     "EarlyStoppingSettings",

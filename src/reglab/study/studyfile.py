@@ -22,7 +22,7 @@ from pydantic import Field, StrictInt
 
 from reglab.errors import ConfigError
 from reglab.study.spec import DEFAULT_LR_GRID, StudySpec
-from reglab.study.strategies import STRATEGY_NAMES, StrategyDefaults, builtin_strategies, resolve_strategies
+from reglab.study.strategies import KNOWN_STRATEGY_NAMES, STRATEGY_NAMES, StrategyDefaults, builtin_strategies, resolve_strategies
 from reglab.training.config import OptimizerSettings, StrategyConfig, _Settings, validate
 
 
@@ -255,8 +255,8 @@ def _build_strategy(name: str, entry: dict[str, Any] | None) -> StrategyConfig:
     ``input_p``. ``dropout: null`` removes the built-in dropout.
     """
     if entry is None:
-        if name not in STRATEGY_NAMES:
-            known = ", ".join(STRATEGY_NAMES)
+        if name not in KNOWN_STRATEGY_NAMES:
+            known = ", ".join(KNOWN_STRATEGY_NAMES)
             raise ConfigError(
                 f"strategies.{name}: no settings given, and {name!r} is not a built-in strategy "
                 f"({known}); give its settings or a builtin, got None"
@@ -266,8 +266,8 @@ def _build_strategy(name: str, entry: dict[str, Any] | None) -> StrategyConfig:
     builtin = entry.pop("builtin", None)
     if builtin is None:
         return validate(StrategyConfig, entry, f"strategies.{name}")
-    if builtin not in STRATEGY_NAMES:
-        known = ", ".join(STRATEGY_NAMES)
+    if builtin not in KNOWN_STRATEGY_NAMES:
+        known = ", ".join(KNOWN_STRATEGY_NAMES)
         raise ConfigError(f"strategies.{name}.builtin: unknown built-in strategy; expected one of {known}, got {builtin!r}")
 
     merged = builtin_strategies()[builtin].model_dump(exclude_unset=True)
@@ -343,13 +343,15 @@ seeds: 2
 # Strategies: a name and its regularizers. The baseline (no regularization) is added first
 # when it is missing. A strategy either lists its settings:
 #   l2, l1        penalty strengths on weights: l2 adds l2/2 * sum(w^2), l1 adds l1 * sum(|w|)
-#   dropout       {p, input_p, mode}: drop probability after hidden layers and on the input
+#   dropout       {p, input_p, mode}: drop probability after hidden layers and on the input;
+#                 p may be a list with one probability per layer of the model
+#   dropconnect   {p}: probability that a hidden layer's weight is zeroed while training
 #   max_norm      maximum L2 norm of each unit's incoming weights
 #   augment       true for the data set's default augmentation
 #   early_stopping  {monitor, mode, patience, min_delta, restore_best_weights, refit}
 #   lr            this strategy's own learning rate
 # or starts from a built-in strategy (baseline, l2, l1, dropout, early-stopping, augment,
-# combined) with `builtin:` and overrides some of its settings. A built-in name without
+# combined, dropconnect) with `builtin:` and overrides some of its settings. A built-in name without
 # settings (`augment:`) is that built-in strategy.
 strategies:
   baseline: {}

@@ -199,11 +199,13 @@ def test_strategy_for_each_param():
     assert strategy_for("dropout", 0.0).dropout is None
     assert strategy_for("max-norm", 3.0).max_norm == 3.0
     assert strategy_for("max-norm", 0.0).max_norm is None
+    assert strategy_for("dropconnect", 0.4).dropconnect.p == 0.4
+    assert strategy_for("dropconnect", 0.0).dropconnect is None
 
 
 @pytest.mark.parametrize(
     ("param", "value", "message"),
-    [("l2", -1.0, "l2: Input should be greater than or equal to 0"), ("dropout", 1.0, "dropout.p"), ("dropconnect", 0.5, "one of l2")],
+    [("l2", -1.0, "l2: Input should be greater than or equal to 0"), ("dropout", 1.0, "dropout.p"), ("dropconnect", 1.0, "dropconnect.p"), ("dropblock", 0.5, "one of l2")],
 )
 def test_strategy_for_rejects(param, value, message):
     with pytest.raises(ConfigError, match=message):
@@ -285,3 +287,12 @@ def test_validation_curve_command_values_and_grid(tmp_path):
     result = runner.invoke(app, ["validation-curve", "--values", "0.1", "--grid", "log", "-o", str(tmp_path)])
     assert result.exit_code == 2, result.output
     assert "--values and --grid exclude each other" in result.output
+
+
+def test_validation_curve_varies_dropconnect(digits):
+    result = validation_curve(digits, model="mlp:16", param="dropconnect", values=[0.0, 0.5], seeds=[0], epochs=1, batch_size=64)
+
+    assert result.param == "dropconnect"
+    assert result.train_acc.shape == (2, 1)
+    # Same seed, so only the DropConnect masks can make the two runs differ.
+    assert result.train_acc[0, 0] != result.train_acc[1, 0]

@@ -51,7 +51,7 @@ def test_train_prints_history_and_test_metrics(tmp_path):
     [
         (["--dataset", "cifar-99"], "cifar-99"),
         (["--strategies", "l2,magic"], "Unknown strategy 'magic'"),
-        (["--model", "cnn:5"], "Unknown model spec 'cnn:5'"),
+        (["--model", "resnet:5"], "Unknown model spec 'resnet:5'"),
         (["--lr", "fast"], "lr must be a positive number or 'auto', got 'fast'"),
         (["--lr", "-1"], "compare: --lr must be > 0, got -1.0."),
         (["--dropout", "1.2"], "compare: --dropout must be in [0, 1), got 1.2."),

@@ -1,12 +1,14 @@
 """Model specs and builders."""
 
+import re
+
 import pytest
 import torch
 from torch import nn
 
 from reglab.errors import ConfigError
-from reglab.nn import Dropout
-from reglab.nn.models import ModelSpec, build_model, parse_model_spec
+from reglab.nn import DropConnectConv2d, DropConnectLinear, Dropout
+from reglab.nn.models import ModelSpec, build_model, dropout_rates, parse_model_spec
 
 
 def test_parse_mlp_spec():
@@ -18,9 +20,9 @@ def test_parse_softmax_spec():
     assert parse_model_spec("softmax") == ModelSpec("softmax")
 
 
-@pytest.mark.parametrize("spec", ["cnn", "mlp", "mlp:", "mlp:a,b", "mlp:0", "mlp:-3", "resnet:18"])
+@pytest.mark.parametrize("spec", ["mlp", "mlp:", "mlp:a,b", "mlp:0", "mlp:-3", "resnet:18", "lenet:5"])
 def test_parse_rejects_bad_spec(spec):
-    with pytest.raises(ConfigError, match=r"model spec .*expected 'softmax' or 'mlp:W1,W2,\.\.\.'"):
+    with pytest.raises(ConfigError, match=r"model spec .*expected 'softmax', 'mlp:W1,W2,\.\.\.', 'cnn\["):
         parse_model_spec(spec)
 
 
@@ -45,3 +47,208 @@ def test_softmax_is_one_linear_layer():
     model = build_model("softmax", (1, 28, 28), 10)
 
     assert [type(m).__name__ for m in model] == ["Flatten", "Linear"]
+
+
+@pytest.mark.parametrize(
+    ("spec", "parsed", "canonical"),
+    [
+        ("cnn", ModelSpec("cnn", channels=(32, 64), fc=128), "cnn:32,64"),
+        ("CNN:4,8", ModelSpec("cnn", channels=(4, 8), fc=128), "cnn:4,8"),
+        ("cnn:4,8,16:bn", ModelSpec("cnn", channels=(4, 8, 16), batch_norm=True, fc=128), "cnn:4,8,16:bn"),
+        ("cnn:4,8:fc=32,bn", ModelSpec("cnn", channels=(4, 8), batch_norm=True, fc=32), "cnn:4,8:bn,fc=32"),
+        ("lenet", ModelSpec("lenet"), "lenet"),
+        ("module:my_pkg.Nets:make", ModelSpec("module", target="my_pkg.Nets:make"), "module:my_pkg.Nets:make"),
+    ],
+)
+def test_parse_new_specs(spec, parsed, canonical):
+    assert parse_model_spec(spec) == parsed
+    assert str(parse_model_spec(spec)) == canonical
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("cnn:4", "expected 'cnn', 'cnn:C1,C2' or 'cnn:C1,C2,C3'"),
+        ("cnn:4,8,16,32", "expected 'cnn', 'cnn:C1,C2' or 'cnn:C1,C2,C3'"),
+        ("cnn:4,0", "expected 'cnn', 'cnn:C1,C2' or 'cnn:C1,C2,C3'"),
+        ("cnn:4,8:dropout", "invalid option 'dropout'"),
+        ("cnn:4,8:fc=0", "invalid option 'fc=0'"),
+        ("cnn:4,8:bn,bn", "option 'bn' is given twice"),
+        ("cnn:4,8:bn:fc=3", "expected 'cnn', 'cnn:C1,C2' or 'cnn:C1,C2,C3'"),
+        ("module:pkg", "expected 'module:package.path:factory'"),
+        ("module:pkg.:make", "expected 'module:package.path:factory'"),
+        ("module:pkg:make-net", "expected 'module:package.path:factory'"),
+    ],
+)
+def test_parse_rejects_bad_cnn_and_module_specs(spec, message):
+    with pytest.raises(ConfigError, match=re.escape(f"Invalid model spec {spec!r}: ") + ".*" + re.escape(message)):
+        parse_model_spec(spec)
+
+
+@pytest.mark.parametrize(
+    ("spec", "shape"),
+    [
+        ("cnn:4,8", (1, 8, 8)),
+        ("cnn:4,8,16:bn,fc=16", (1, 16, 16)),
+        ("cnn:4,8", (3, 9, 11)),
+        ("lenet", (1, 28, 28)),
+        ("lenet", (3, 32, 32)),
+    ],
+)
+def test_conv_models_output_shape(spec, shape):
+    model = build_model(spec, shape, 7)
+
+    assert model(torch.zeros(2, *shape)).shape == (2, 7)
+
+
+def test_cnn_block_layout_with_batch_norm():
+    model = build_model("cnn:4,8:bn,fc=16", (1, 8, 8), 10)
+
+    kinds = [type(m).__name__ for m in model]
+    block = ["Conv2d", "BatchNorm2d", "ReLU", "MaxPool2d"]
+    assert kinds == block * 2 + ["Flatten", "Linear", "ReLU", "Linear"]
+    assert [m.out_channels for m in model if isinstance(m, nn.Conv2d)] == [4, 8]
+    assert [(m.in_features, m.out_features) for m in model if isinstance(m, nn.Linear)] == [(8 * 2 * 2, 16), (16, 10)]
+
+
+def test_cnn_without_batch_norm_has_none():
+    model = build_model("cnn:4,8,16", (1, 16, 16), 10)
+
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in model)
+    assert sum(isinstance(m, nn.MaxPool2d) for m in model) == 3
+
+
+def test_lenet_layers_match_lenet5_on_28x28():
+    model = build_model("lenet", (1, 28, 28), 10)
+
+    convs = [(m.out_channels, m.kernel_size) for m in model if isinstance(m, nn.Conv2d)]
+    assert convs == [(6, (5, 5)), (16, (5, 5))]
+    linears = [(m.in_features, m.out_features) for m in model if isinstance(m, nn.Linear)]
+    assert linears == [(16 * 5 * 5, 120), (120, 84), (84, 10)]
+
+
+@pytest.mark.parametrize(
+    ("spec", "shape", "message"),
+    [
+        ("cnn:4,8", (2,), "model 'cnn:4,8' needs images shaped (C, H, W), got input shape (2,); use 'mlp:...'"),
+        ("cnn:4,8", (1, 3, 8), "pools 2 times and needs images of at least 4x4 pixels, got input shape (1, 3, 8)"),
+        ("cnn:4,8,16", (1, 4, 4), "needs images of at least 8x8 pixels, got input shape (1, 4, 4); use 'cnn:C1,C2'"),
+        ("lenet", (1, 8, 8), "model 'lenet' pools 2 times and needs images of at least 12x12 pixels"),
+    ],
+)
+def test_conv_models_reject_unfit_inputs(spec, shape, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        build_model(spec, shape, 10)
+
+
+def test_cnn_single_dropout_p_halves_after_conv_blocks():
+    model = build_model("cnn:4,8", (1, 8, 8), 10, input_p=0.1, hidden_p=0.5)
+
+    assert [m.p for m in model if isinstance(m, Dropout)] == [0.1, 0.25, 0.25, 0.5]
+    assert dropout_rates("lenet", 0.4) == (0.2, 0.2, 0.4, 0.4)
+    assert dropout_rates("mlp:8,8", 0.4) == (0.4, 0.4)
+    assert dropout_rates("softmax", 0.4) == ()
+
+
+def test_dropout_list_sets_each_site():
+    model = build_model("cnn:4,8,16", (1, 16, 16), 10, hidden_p=[0.1, 0.0, 0.2, 0.6])
+
+    block = ["Conv2d", "ReLU", "MaxPool2d"]
+    # The second block has p = 0, so no dropout follows its pooling.
+    expected = [*block, "Dropout", *block, *block, "Dropout", "Flatten", "Linear", "ReLU", "Dropout", "Linear"]
+    assert [type(m).__name__ for m in model] == expected
+    assert [m.p for m in model if isinstance(m, Dropout)] == [0.1, 0.2, 0.6]
+
+
+@pytest.mark.parametrize(("spec", "sites"), [("cnn:4,8", "conv1, conv2, fc1"), ("mlp:8", "fc1"), ("softmax", "none")])
+def test_dropout_list_length_must_match_sites(spec, sites):
+    with pytest.raises(ConfigError, match=re.escape(f"dropout.p has 2 entries [0.1, 0.2], but model {spec!r}") + r".*" + re.escape(f"({sites})")):
+        build_model(spec, (1, 8, 8), 10, hidden_p=[0.1, 0.2])
+
+
+def test_dropconnect_single_p_masks_fully_connected_layers():
+    model = build_model("cnn:4,8", (1, 8, 8), 10, dropconnect_p=0.3)
+
+    assert [type(m) for m in model if isinstance(m, nn.Conv2d)] == [nn.Conv2d, nn.Conv2d]
+    linears = [m for m in model if isinstance(m, nn.Linear)]
+    assert isinstance(linears[0], DropConnectLinear)
+    assert linears[0].p == 0.3
+    # The output layer is never masked.
+    assert type(linears[-1]) is nn.Linear
+
+
+def test_dropconnect_list_can_mask_convolutions():
+    model = build_model("cnn:4,8", (1, 8, 8), 10, dropconnect_p=[0.2, 0.0, 0.4])
+
+    convs = [m for m in model if isinstance(m, nn.Conv2d)]
+    assert isinstance(convs[0], DropConnectConv2d)
+    assert convs[0].p == 0.2
+    assert type(convs[1]) is nn.Conv2d
+    assert [m.p for m in model if isinstance(m, DropConnectLinear)] == [0.4]
+
+
+def test_dropconnect_model_is_random_in_train_mode_only():
+    torch.manual_seed(0)
+    model = build_model("mlp:32", (1, 8, 8), 10, dropconnect_p=0.5)
+    x = torch.randn(4, 1, 8, 8)
+
+    model.train()
+    assert not torch.equal(model(x), model(x))
+    model.eval()
+    assert torch.equal(model(x), model(x))
+    # In eval mode the stored weights are used, so the output equals a plain MLP's.
+    plain = build_model("mlp:32", (1, 8, 8), 10).eval()
+    plain.load_state_dict(model.state_dict())
+    assert torch.allclose(plain(x), model(x))
+
+
+_FACTORY_SOURCE = """
+from torch import nn
+
+
+def make_net(input_shape, num_classes):
+    return nn.Sequential(nn.Flatten(), nn.Linear(input_shape[-1] * input_shape[-2], num_classes))
+
+
+def not_a_module(input_shape, num_classes):
+    return "a string"
+
+
+NOT_CALLABLE = 3
+"""
+
+
+@pytest.fixture
+def user_models(tmp_path, monkeypatch):
+    (tmp_path / "reglab_user_nets.py").write_text(_FACTORY_SOURCE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    return "reglab_user_nets"
+
+
+def test_module_spec_builds_the_factory_network(user_models):
+    model = build_model(f"module:{user_models}:make_net", (1, 8, 8), 10)
+
+    assert isinstance(model[1], nn.Linear)
+    assert model(torch.zeros(3, 1, 8, 8)).shape == (3, 10)
+
+
+@pytest.mark.parametrize(
+    ("target", "message"),
+    [
+        ("no_such_package_xyz.nets:make_net", "cannot import module 'no_such_package_xyz.nets'"),
+        ("reglab_user_nets:missing", "module 'reglab_user_nets' has no attribute 'missing'"),
+        ("reglab_user_nets:NOT_CALLABLE", "must be callable as factory(input_shape, num_classes), got a int"),
+        ("reglab_user_nets:not_a_module", "must return a torch.nn.Module, got a str"),
+    ],
+)
+def test_module_spec_errors(user_models, target, message):
+    with pytest.raises(ConfigError, match=re.escape(f"model 'module:{target}': ") + ".*" + re.escape(message)):
+        build_model(f"module:{target}", (1, 8, 8), 10)
+
+
+@pytest.mark.parametrize(
+    "options", [{"hidden_p": 0.5}, {"input_p": 0.2}, {"dropconnect_p": 0.5}, {"hidden_p": [0.5]}]
+)
+def test_module_spec_rejects_inserted_layers(user_models, options):
+    with pytest.raises(ConfigError, match="put nn.Dropout or reglab.nn.DropConnectLinear layers in your module"):
+        build_model(f"module:{user_models}:make_net", (1, 8, 8), 10, **options)

@@ -132,7 +132,7 @@ def test_builtin_dropout_can_be_removed():
         ({"lr": 0.1, "optimizer": {"lr": 0.2}}, "either as lr or as optimizer.lr"),
         ({"optimizer": {"name": "rmsprop"}}, "optimizer.name: Input should be 'sgd', 'adam' or 'adamw'"),
         ({"optimizer": {"momentum": 1.5}}, "optimizer.momentum: Input should be less than 1, got 1.5"),
-        ({"model": "cnn:5"}, "Unknown model spec 'cnn:5'"),
+        ({"model": "resnet:5"}, "Unknown model spec 'resnet:5'"),
         ({"name": "../up"}, "name: must start with a letter or digit"),
         ({"lr_grid": []}, "lr_grid: "),
     ],

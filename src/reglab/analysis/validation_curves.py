@@ -3,8 +3,6 @@
 Each value of the strength trains one model per seed on the same split, with no other
 regularizer. The sealed test set is never opened, because the curve is used to choose the
 strength, and choosing on test data would make the test estimate optimistic.
-
-DropConnect is not offered: the model builder has no DropConnect layers yet.
 """
 
 from __future__ import annotations
@@ -30,6 +28,7 @@ PARAMS: dict[str, str] = {
     "l2": "L2 strength λ (adds λ/2·Σw² to the mean loss)",
     "l1": "L1 strength λ (adds λ·Σ|w| to the mean loss)",
     "dropout": "dropout probability p after hidden layers",
+    "dropconnect": "DropConnect probability p on hidden-layer weights",
     "max-norm": "max-norm bound c on each unit's incoming weight vector",
 }
 """The strengths a validation curve can vary, with the axis label of each."""
@@ -42,7 +41,7 @@ class ValidationCurveResult:
     Attributes:
         dataset: the data set's name.
         model: the model spec.
-        param: the strength varied: ``l2``, ``l1``, ``dropout`` or ``max-norm``.
+        param: the strength varied: ``l2``, ``l1``, ``dropout``, ``dropconnect`` or ``max-norm``.
         values: the strengths, in the order given.
         seeds: the seeds, one per column.
         train_acc: accuracy on the training split, in eval mode, shape ``(V, S)``.
@@ -126,7 +125,9 @@ def strategy_for(param: str, value: float) -> StrategyConfig:
     """Return the strategy that sets only ``param`` to ``value``.
 
     ``dropout`` sets the drop probability after hidden layers and keeps the input
-    undropped. A dropout or max-norm value of 0 means that regularizer is off.
+    undropped. ``dropconnect`` sets the probability that a weight of a fully connected
+    hidden layer is zeroed. A dropout, DropConnect or max-norm value of 0 means that
+    regularizer is off.
 
     Raises:
         ConfigError: ``param`` is unknown or ``value`` is out of its range.
@@ -135,6 +136,8 @@ def strategy_for(param: str, value: float) -> StrategyConfig:
         raise ConfigError(f"validation_curve: param must be one of {', '.join(PARAMS)}, got {param!r}.")
     if param == "dropout":
         settings: dict[str, Any] = {"dropout": {"p": value, "input_p": 0.0}} if value > 0 else {}
+    elif param == "dropconnect":
+        settings = {"dropconnect": {"p": value}} if value > 0 else {}
     elif param == "max-norm":
         settings = {"max_norm": value} if value != 0 else {}
     else:
@@ -162,11 +165,11 @@ def validation_curve(
 
     Args:
         dataset: a data set name for :func:`~reglab.data.load_dataset`, or a loaded :class:`~reglab.data.Dataset`.
-        model: the model spec; dropout needs at least one hidden layer to have an effect.
+        model: the model spec; dropout and DropConnect need at least one hidden layer.
         param: the strength to vary, a key of :data:`PARAMS`.
         values: the strengths, or None for :func:`default_values`: seven values from 1e-5
             to 1e-1 on a log scale for ``l2`` and ``l1``, 0 to 0.8 in steps of 0.1 for
-            ``dropout``, and five values from 0.5 to 8 on a log scale for ``max-norm``.
+            ``dropout`` and ``dropconnect``, and five values from 0.5 to 8 on a log scale for ``max-norm``.
         seeds: one run per seed and value; a seed chooses the initialization, the
             minibatch order and the dropout masks.
         epochs: epochs of every run, without early stopping.
@@ -241,7 +244,7 @@ def default_values(param: str) -> list[float]:
     """Return the strengths a validation curve of ``param`` uses when none are given."""
     if param in ("l2", "l1"):
         return strength_grid("log", 1e-5, 1e-1, 7)
-    if param == "dropout":
+    if param in ("dropout", "dropconnect"):
         return [round(0.1 * step, 1) for step in range(9)]
     if param == "max-norm":
         return strength_grid("log", 0.5, 8.0, 5)

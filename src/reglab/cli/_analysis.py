@@ -8,7 +8,7 @@ from typing import Any, Optional
 
 import typer
 
-from reglab.cli._common import console, parse_csv_list
+from reglab.cli._common import MODEL_HELP, console, parse_csv_list
 from reglab.errors import ConfigError
 
 ANALYSES_FOLDER = Path("reglab-runs") / "analyses"
@@ -21,7 +21,7 @@ def out_option(command: str, help: str = "Output folder for the figure (PNG, SVG
 
 def model_option(default: str) -> Any:
     """Return the ``--model`` option of an analysis with the model spec ``default``."""
-    return typer.Option(default, "--model", "-m", help="Model spec: 'softmax' or 'mlp:W1,W2,...'.")
+    return typer.Option(default, "--model", "-m", help=MODEL_HELP)
 
 
 DpiOption = typer.Option(110, "--dpi", min=10, help="Resolution of the PNG figure in dots per inch.")

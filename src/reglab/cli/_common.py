@@ -69,9 +69,12 @@ def parse_csv_list(text: str) -> list[str]:
 DatasetOption = typer.Option(
     "mnist-5k", "--dataset", "-d", help="Data set: mnist-5k, digits, fashion-mnist, mnist, moons, circles, csv:PATH, npz:PATH."
 )
-ModelOption = typer.Option(
-    "mlp:512,512", "--model", "-m", help="Model spec: 'softmax' or 'mlp:W1,W2,...' (hidden-layer widths)."
+MODEL_HELP = (
+    "Model spec: 'softmax', 'mlp:W1,W2,...' (hidden-layer widths), 'cnn[:C1,C2[,C3][:bn,fc=N]]' "
+    "(conv blocks with C channels, default 32,64; bn = BatchNorm, fc = classifier width, default 128), "
+    "'lenet', or 'module:package.path:factory' (your factory(input_shape, num_classes) returning an nn.Module)."
 )
+ModelOption = typer.Option("mlp:512,512", "--model", "-m", help=MODEL_HELP)
 DataDirOption = typer.Option(
     None, "--data-dir", help="Folder with the IDX files of fashion-mnist or mnist (also read from $REGLAB_DATA)."
 )

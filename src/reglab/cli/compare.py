@@ -68,12 +68,13 @@ def compare(
             "clothing gets crops and flips), combined (l2 + dropout + augment + early stopping). Also built in, "
             "but trained only when named: label-smoothing (0.1), mixup (alpha 0.2), random-erasing (p 0.5, "
             "images only), weight-decay (decoupled, 1e-3), clip (gradient norm at most 1.0), cosine (cosine "
-            "learning-rate schedule). The baseline, without regularization, is always trained."
+            "learning-rate schedule), dropconnect (p = 0.5 on the weights of fully connected hidden layers). "
+            "The baseline, without regularization, is always trained."
         ),
     ),
     l2: float = typer.Option(_DEFAULTS.l2, "--l2", help="L2 strength: adds l2/2·Σw² to the mean loss (= SGD weight_decay)."),
     l1: float = typer.Option(_DEFAULTS.l1, "--l1", help="L1 strength: adds l1·Σ|w| to the mean loss."),
-    dropout: float = typer.Option(_DEFAULTS.p, "--dropout", help="Drop probability p after hidden layers, in [0, 1)."),
+    dropout: float = typer.Option(_DEFAULTS.p, "--dropout", help="Drop probability p after fully connected hidden layers (p/2 after conv blocks), in [0, 1)."),
     input_dropout: float = typer.Option(_DEFAULTS.input_p, "--input-dropout", help="Drop probability on the input, in [0, 1)."),
     patience: int = typer.Option(_DEFAULTS.patience, "--patience", help="Early-stopping patience in epochs."),
     seeds: int = typer.Option(3, "--seeds", min=1, help="Number of seeds (0, 1, ...) per strategy."),

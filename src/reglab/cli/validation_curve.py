@@ -36,8 +36,8 @@ def validation_curve(
         "--param",
         help=(
             "The strength to vary: l2 or l1 (penalty strength), dropout (drop probability p after hidden "
-            "layers) or max-norm (bound on each unit's incoming weight norm; 0 = off). DropConnect is not "
-            "available yet."
+            "layers), dropconnect (probability p that a weight of a fully connected hidden layer is zeroed) "
+            "or max-norm (bound on each unit's incoming weight norm; 0 = off)."
         ),
     ),
     values: Optional[str] = typer.Option(
@@ -62,7 +62,7 @@ def validation_curve(
     """Plot train and validation accuracy against one regularization strength and mark the best value.
 
     Without --values or --grid: l2 and l1 use 7 strengths from 1e-5 to 1e-1 on a log scale,
-    dropout uses 0 to 0.8 in steps of 0.1, max-norm uses 5 bounds from 0.5 to 8.
+    dropout and dropconnect use 0 to 0.8 in steps of 0.1, max-norm uses 5 bounds from 0.5 to 8.
     """
     from reglab.analysis.validation_curves import plot_validation_curve, strength_grid
     from reglab.analysis.validation_curves import validation_curve as compute

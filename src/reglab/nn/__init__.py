@@ -3,7 +3,7 @@
 from reglab.nn.checks import NondeterministicEvalError, check_eval_deterministic
 from reglab.nn.dropconnect import DropConnectConv2d, DropConnectLinear
 from reglab.nn.dropout import Dropout
-from reglab.nn.models import ModelSpec, build_model, parse_model_spec
+from reglab.nn.models import ModelSpec, build_model, dropconnect_rates, dropout_rates, parse_model_spec
 
 __all__ = [
     "DropConnectConv2d",
@@ -13,5 +13,7 @@ __all__ = [
     "NondeterministicEvalError",
     "build_model",
     "check_eval_deterministic",
+    "dropconnect_rates",
+    "dropout_rates",
     "parse_model_spec",
 ]

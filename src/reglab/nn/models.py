@@ -1,58 +1,50 @@
 """Model builders for the specs that the command line and study files accept.
 
-A spec is a short string: ``softmax`` (one linear layer, multinomial logistic regression) or
-``mlp:W1,W2,...`` (fully connected ReLU layers of the given widths). Every builder returns an
-``nn.Sequential`` whose first module flattens the input, so the same model takes images
-``(N, C, H, W)`` and feature vectors ``(N, F)``.
+:func:`build_model` turns a spec (see :mod:`reglab.nn.model_spec` for the grammar) into a
+network that returns logits. ``softmax`` and ``mlp`` start with ``nn.Flatten``, so they take
+images ``(N, C, H, W)`` and feature vectors ``(N, F)``. ``cnn`` and ``lenet`` take images
+only. Every built-in network is one flat ``nn.Sequential``.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections.abc import Sequence
 
 from torch import nn
 
 from reglab.errors import ConfigError
+from reglab.nn.dropconnect import DropConnectConv2d, DropConnectLinear
 from reglab.nn.dropout import Dropout
+from reglab.nn.model_spec import ModelSpec, layer_rates, parse_model_spec, user_module_error
+from reglab.nn.user_module import build_user_module
 
-_SPEC_HELP = "expected 'softmax' or 'mlp:W1,W2,...' with positive integer widths, for example 'mlp:512,512'"
+# A single dropout p gives convolution blocks half the rate of fully connected layers:
+# Srivastava et al. (2014, JMLR) used 0.1 to 0.25 after convolution layers and
+# 0.5 in fully connected layers. A single DropConnect p reaches fully connected layers
+# only, where Wan et al. (2013) applied it.
+DROPOUT_CONV_SCALE = 0.5
+DROPCONNECT_CONV_SCALE = 0.0
 
 
-@dataclass(frozen=True)
-class ModelSpec:
-    """A parsed model spec.
+def dropout_rates(spec: str | ModelSpec, p: float | Sequence[float]) -> tuple[float, ...]:
+    """Return the dropout probability after each site of ``spec`` (see :class:`ModelSpec`).
 
-    Attributes:
-        kind: ``"softmax"`` or ``"mlp"``.
-        hidden: widths of the hidden layers, empty for ``softmax``.
+    A single ``p`` applies after every fully connected hidden layer and ``p / 2`` after every
+    convolution block. A list gives one probability per site.
     """
-
-    kind: str
-    hidden: tuple[int, ...] = ()
-
-    def __str__(self) -> str:
-        if self.kind == "softmax":
-            return "softmax"
-        return "mlp:" + ",".join(str(width) for width in self.hidden)
+    parsed = parse_model_spec(spec) if isinstance(spec, str) else spec
+    return layer_rates(parsed, p, setting="dropout.p", conv_scale=DROPOUT_CONV_SCALE)
 
 
-def parse_model_spec(spec: str) -> ModelSpec:
-    """Parse ``softmax`` or ``mlp:W1,W2,...``, raising ConfigError that names the spec."""
-    text = spec.strip().lower()
-    if text == "softmax":
-        return ModelSpec("softmax")
+def dropconnect_rates(spec: str | ModelSpec, p: float | Sequence[float]) -> tuple[float, ...]:
+    """Return the DropConnect probability of each site's weights.
 
-    kind, _, widths = text.partition(":")
-    if kind != "mlp" or not widths:
-        raise ConfigError(f"Unknown model spec {spec!r}: {_SPEC_HELP}.")
-    try:
-        hidden = tuple(int(width) for width in widths.split(","))
-    except ValueError:
-        raise ConfigError(f"Invalid model spec {spec!r}: {_SPEC_HELP}.") from None
-    if any(width <= 0 for width in hidden):
-        raise ConfigError(f"Invalid model spec {spec!r}: {_SPEC_HELP}.")
-    return ModelSpec("mlp", hidden)
+    A single ``p`` applies to every fully connected hidden layer and leaves convolutions
+    plain. A list gives one probability per site, so convolutions can be masked too.
+    """
+    parsed = parse_model_spec(spec) if isinstance(spec, str) else spec
+    return layer_rates(parsed, p, setting="dropconnect.p", conv_scale=DROPCONNECT_CONV_SCALE)
 
 
 def build_model(
@@ -61,45 +53,155 @@ def build_model(
     num_classes: int,
     *,
     input_p: float = 0.0,
-    hidden_p: float = 0.0,
+    hidden_p: float | Sequence[float] = 0.0,
     dropout_mode: str = "inverted",
-) -> nn.Sequential:
+    dropconnect_p: float | Sequence[float] = 0.0,
+) -> nn.Module:
     """Build the network that ``spec`` names. The network returns logits.
 
-    Dropout layers are only inserted where the drop probability is above zero, so a model
-    without dropout has no dropout modules at all.
+    Dropout and DropConnect layers are only inserted where their probability is above zero,
+    so a model without them contains plain ``nn.Linear`` and ``nn.Conv2d`` layers only.
 
     Args:
         spec: a model spec string or a parsed :class:`ModelSpec`.
         input_shape: shape of one example, e.g. ``(1, 28, 28)`` or ``(2,)``.
         num_classes: number of output logits.
-        input_p: drop probability applied to the flattened input.
-        hidden_p: drop probability applied after every hidden ReLU.
+        input_p: drop probability applied to the input.
+        hidden_p: drop probability after each site, one number or one per site (see
+            :func:`dropout_rates`).
         dropout_mode: ``"inverted"`` or ``"classic"``, see :class:`reglab.nn.Dropout`.
+        dropconnect_p: DropConnect probability of each site's weights, one number or one
+            per site (see :func:`dropconnect_rates`). The output layer is never masked.
 
     Shape:
         - Input: ``(N, *input_shape)``.
         - Output: ``(N, num_classes)``.
 
+    Raises:
+        ConfigError: ``cnn`` or ``lenet`` gets an input that is not an image large enough
+            for its poolings; a per-site list has the wrong length; a user module gets
+            dropout or DropConnect; a user module's factory fails the checks of
+            :func:`reglab.nn.user_module.build_user_module`.
+
     Example::
 
-        >>> model = build_model("mlp:512,512", (1, 28, 28), 10, hidden_p=0.5)
+        >>> model = build_model("cnn:32,64:bn", (1, 28, 28), 10, hidden_p=0.5)
         >>> model(torch.zeros(4, 1, 28, 28)).shape
         torch.Size([4, 10])
     """
     parsed = parse_model_spec(spec) if isinstance(spec, str) else spec
-    in_features = math.prod(input_shape)
+    input_shape = tuple(input_shape)
+    if parsed.kind == "module":
+        if input_p > 0:
+            raise user_module_error(parsed)
+        dropout_rates(parsed, hidden_p)
+        dropconnect_rates(parsed, dropconnect_p)
+        return build_user_module(str(parsed), parsed.target, input_shape, num_classes)
 
-    layers: list[nn.Module] = [nn.Flatten()]
+    drop = dropout_rates(parsed, hidden_p)
+    connect = dropconnect_rates(parsed, dropconnect_p)
+    layers = _Layers(drop, connect, dropout_mode)
+    if parsed.kind in ("softmax", "mlp"):
+        width_in = math.prod(input_shape)
+        layers.append(nn.Flatten())
     if input_p > 0:
         layers.append(Dropout(input_p, mode=dropout_mode))
 
-    width_in = in_features
-    for width in parsed.hidden:
-        layers += [nn.Linear(width_in, width), nn.ReLU()]
-        if hidden_p > 0:
-            layers.append(Dropout(hidden_p, mode=dropout_mode))
-        width_in = width
+    if parsed.kind in ("softmax", "mlp"):
+        for width in parsed.hidden:
+            layers.linear_site(width_in, width)
+            width_in = width
+    elif parsed.kind == "cnn":
+        channels, height, width = _image_shape(parsed, input_shape, len(parsed.channels), 2 ** len(parsed.channels))
+        for out_channels in parsed.channels:
+            layers.conv_site(channels, out_channels, 3, padding=1, batch_norm=parsed.batch_norm)
+            channels, height, width = out_channels, height // 2, width // 2
+        layers.append(nn.Flatten())
+        layers.linear_site(channels * height * width, parsed.fc)
+        width_in = parsed.fc
+    else:
+        width_in = _lenet_features(parsed, input_shape, layers)
+        layers.linear_site(width_in, 120)
+        layers.linear_site(120, 84)
+        width_in = 84
 
     layers.append(nn.Linear(width_in, num_classes))
-    return nn.Sequential(*layers)
+    return nn.Sequential(*layers.modules)
+
+
+def _lenet_features(spec: ModelSpec, input_shape: tuple[int, ...], layers: _Layers) -> int:
+    """Append LeNet-5's two convolution blocks; return the number of flattened features.
+
+    LeCun et al. (1998) fed 32x32 images to an unpadded 5x5 convolution. Padding 2 keeps a
+    28x28 image at 28x28, so MNIST reaches the same 16x5x5 features as the original.
+    """
+    channels, height, width = _image_shape(spec, input_shape, 2, 12)
+    layers.conv_site(channels, 6, 5, padding=2)
+    height, width = height // 2, width // 2
+    layers.conv_site(6, 16, 5, padding=0)
+    height, width = (height - 4) // 2, (width - 4) // 2
+    layers.append(nn.Flatten())
+    return 16 * height * width
+
+
+def _image_shape(spec: ModelSpec, input_shape: tuple[int, ...], poolings: int, minimum: int) -> tuple[int, int, int]:
+    """Return ``(C, H, W)``, raising ConfigError unless the input is an image of at least ``minimum`` pixels a side."""
+    if len(input_shape) != 3:
+        raise ConfigError(
+            f"model {str(spec)!r} needs images shaped (C, H, W), got input shape {input_shape}; "
+            "use 'mlp:...' or 'softmax' for feature vectors."
+        )
+    channels, height, width = input_shape
+    if min(height, width) < minimum:
+        if spec.kind == "cnn" and poolings == 2:
+            fix = "use 'mlp:...' or 'softmax'"
+        else:
+            fix = "use 'cnn:C1,C2' (two blocks, images of at least 4x4 pixels) or 'mlp:...'"
+        raise ConfigError(
+            f"model {str(spec)!r} pools {poolings} times and needs images of at least {minimum}x{minimum} pixels, "
+            f"got input shape {input_shape}; {fix}."
+        )
+    return channels, height, width
+
+
+class _Layers:
+    """The module list of a network being built, with each site's dropout and DropConnect."""
+
+    def __init__(self, dropout: tuple[float, ...], dropconnect: tuple[float, ...], dropout_mode: str) -> None:
+        self.modules: list[nn.Module] = []
+        self.dropout = dropout
+        self.dropconnect = dropconnect
+        self.dropout_mode = dropout_mode
+        self.site = 0
+
+    def append(self, module: nn.Module) -> None:
+        self.modules.append(module)
+
+    def linear_site(self, in_features: int, out_features: int) -> None:
+        """Append Linear -> ReLU -> [Dropout]."""
+        p = self.dropconnect[self.site]
+        self.append(DropConnectLinear(in_features, out_features, p=p) if p > 0 else nn.Linear(in_features, out_features))
+        self.append(nn.ReLU())
+        self._end_site()
+
+    def conv_site(self, in_channels: int, out_channels: int, kernel: int, *, padding: int, batch_norm: bool = False) -> None:
+        """Append Conv2d -> [BatchNorm2d] -> ReLU -> 2x2 max-pool -> [Dropout]."""
+        p = self.dropconnect[self.site]
+        if p > 0:
+            self.append(DropConnectConv2d(in_channels, out_channels, kernel, p=p, padding=padding))
+        else:
+            self.append(nn.Conv2d(in_channels, out_channels, kernel, padding=padding))
+        if batch_norm:
+            self.append(nn.BatchNorm2d(out_channels))
+        self.append(nn.ReLU())
+        self.append(nn.MaxPool2d(2))
+        self._end_site()
+
+    def _end_site(self) -> None:
+        p = self.dropout[self.site]
+        if p > 0:
+            self.append(Dropout(p, mode=self.dropout_mode))
+        self.site += 1
+
+
+__all__ = ["ModelSpec", "build_model", "dropconnect_rates", "dropout_rates", "parse_model_spec"]

@@ -27,6 +27,7 @@ from reglab.training.config import RunConfig
 from reglab.training.device import resolve_device
 from reglab.training.fit import EpochCallback, RunResult, fit
 from reglab.training.fit_batched import batching_problem, fit_batched
+from reglab.training.model_builder import build_run_model
 
 logger = logging.getLogger(__name__)
 
@@ -139,6 +140,13 @@ def check_backend(backend: str, address: str | None) -> None:
         import_ray(local=address is None)
 
 
+def _check_models(spec: StudySpec, dataset: Dataset) -> None:
+    """Build each strategy's network once, so that a model unfit for the data or the strategy fails before training."""
+    with torch.random.fork_rng():
+        for name in spec.strategies:
+            build_run_model(spec.run_config(name, spec.seeds[0]), tuple(dataset.x_train.shape[1:]), len(dataset.classes))
+
+
 def run_study(
     spec: StudySpec,
     store: RunStore,
@@ -182,6 +190,7 @@ def run_study(
     progress = progress or _LogProgress()
     device = resolve_device(device)
     dataset = load_dataset(spec.dataset, data_dir=data_dir, download=download)
+    _check_models(spec, dataset)
     store.save_study(spec.name, spec.model_dump(mode="json"))
 
     with _open_backend(backend, address, dataset, device, progress) as trainer:

@@ -8,6 +8,7 @@ from pydantic import Field, field_validator, model_validator
 
 from reglab.nn.models import parse_model_spec
 from reglab.training.config import OptimizerSettings, RunConfig, StrategyConfig, _Settings, check_warmup
+from reglab.training.model_builder import check_layer_settings
 
 _NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
@@ -83,6 +84,7 @@ class StudySpec(_Settings):
     def run_config(self, strategy: str, seed: int, *, lr: float | None = None, epochs: int | None = None) -> RunConfig:
         """Return the settings of one run of this study."""
         regularization = self.strategies[strategy]
+        check_layer_settings(self.model, regularization, strategy)
         if lr is not None:
             regularization = regularization.model_copy(update={"lr": lr})
         return RunConfig(

@@ -5,8 +5,8 @@ Strengths are for the mean cross-entropy of a minibatch, the convention of
 
 :data:`DEFAULT_STRATEGY_NAMES` are the strategies that ``reglab compare`` trains when none
 are named. The training options (label smoothing, mixup, random erasing, decoupled weight
-decay, gradient clipping and a cosine schedule) are built in too, and are trained only when
-named, for example with ``--strategies baseline,mixup``.
+decay, gradient clipping and a cosine schedule) and DropConnect are built in too, and are
+trained only when named, for example with ``--strategies baseline,mixup``.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ STRATEGY_NAMES = DEFAULT_STRATEGY_NAMES + (
     "weight-decay",
     "clip",
     "cosine",
+    "dropconnect",
 )
 
 
@@ -36,6 +37,7 @@ class StrategyDefaults:
         l1: L1 strength; adds ``l1 · Σ|w|`` over weights to the mean loss.
         p: dropout probability after hidden layers.
         input_p: dropout probability on the input.
+        dropconnect_p: DropConnect probability of the fully connected hidden layers' weights.
         patience: early-stopping patience in epochs.
         monitor: the metric early stopping watches. ``val_acc`` rather than ``val_loss``,
             because with a well-tuned learning rate the validation loss of an
@@ -57,6 +59,7 @@ class StrategyDefaults:
     l1: float = 2e-5
     p: float = 0.5
     input_p: float = 0.2
+    dropconnect_p: float = 0.5
     patience: int = 10
     monitor: str = "val_acc"
     label_smoothing: float = 0.1
@@ -80,6 +83,7 @@ def builtin_strategies(defaults: StrategyDefaults | None = None) -> dict[str, St
         "l2": {"l2": d.l2},
         "l1": {"l1": d.l1},
         "dropout": {"dropout": dropout},
+        "dropconnect": {"dropconnect": {"p": d.dropconnect_p}},
         "early-stopping": {"early_stopping": early_stopping},
         "augment": {"augment": True},
         "combined": {"l2": d.l2, "dropout": dropout, "augment": True, "early_stopping": early_stopping},

@@ -394,7 +394,9 @@ seeds: 2
 # Strategies: a name and its regularizers. The baseline (no regularization) is added first
 # when it is missing. A strategy either lists its settings:
 #   l2, l1        penalty strengths on weights: l2 adds l2/2 * sum(w^2), l1 adds l1 * sum(|w|)
-#   dropout       {p, input_p, mode}: drop probability after hidden layers and on the input
+#   dropout       {p, input_p, mode}: drop probability after hidden layers and on the input;
+#                 p may be a list with one probability per layer of the model
+#   dropconnect   {p}: probability that a hidden layer's weight is zeroed while training
 #   max_norm      maximum L2 norm of each unit's incoming weights
 #   augment       true for the data set's default augmentation
 #   early_stopping  {monitor, mode, patience, min_delta, restore_best_weights, refit}
@@ -406,9 +408,9 @@ seeds: 2
 #   clip_grad_norm  maximum L2 norm of all gradients together
 #   weight_decay  decoupled weight decay of the weights (w <- w - lr * weight_decay * w)
 # or starts from a built-in strategy (baseline, l2, l1, dropout, early-stopping, augment,
-# combined, label-smoothing, mixup, random-erasing, weight-decay, clip, cosine) with
-# `builtin:` and overrides some of its settings. A built-in name without settings
-# (`augment:`) is that built-in strategy.
+# combined, label-smoothing, mixup, random-erasing, weight-decay, clip, cosine,
+# dropconnect) with `builtin:` and overrides some of its settings. A built-in name without
+# settings (`augment:`) is that built-in strategy.
 strategies:
   baseline: {}
   l2:

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from reglab.errors import ConfigError
 
@@ -20,16 +20,45 @@ class _Settings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def _check_layer_probability(value: float | list[float]) -> float | list[float]:
+    """Check a drop probability, or each of a list, in [0, 1): dropping everything cannot learn."""
+    for index, p in enumerate([value] if isinstance(value, float) else value):
+        where = "" if isinstance(value, float) else f" (entry {index})"
+        if p < 0.0:
+            raise ValueError(f"Input should be greater than or equal to 0{where}")
+        if p >= 1.0:
+            raise ValueError(f"Input should be less than 1{where}")
+    return value
+
+
+# One drop probability for every site of the model, or a list with one per site.
+LayerProbability = Annotated[Union[float, list[float]], AfterValidator(_check_layer_probability)]
+
+
 class DropoutSettings(_Settings):
     """Dropout on the input and after every hidden layer.
 
     ``p`` is the drop probability after hidden layers and ``input_p`` on the input, as in
-    ``torch.nn.Dropout``. Both must lie in [0, 1): a run that drops every unit cannot learn.
+    ``torch.nn.Dropout``. ``p`` is one number or a list with one probability per site of the
+    model, see :func:`reglab.nn.models.dropout_rates`: a single number applies after every
+    fully connected hidden layer, and half of it after every convolution block.
     """
 
-    p: float = Field(0.5, ge=0.0, lt=1.0)
+    p: LayerProbability = 0.5
     input_p: float = Field(0.0, ge=0.0, lt=1.0)
     mode: Literal["inverted", "classic"] = "inverted"
+
+
+class DropConnectSettings(_Settings):
+    """DropConnect (Wan et al., 2013): hidden layers drop weights instead of units.
+
+    ``p`` is the probability that a weight is zeroed while training, one number or a list
+    with one probability per site of the model, see
+    :func:`reglab.nn.models.dropconnect_rates`: a single number applies to every fully
+    connected hidden layer, and convolutions stay plain. The output layer is never masked.
+    """
+
+    p: LayerProbability = 0.5
 
 
 class EarlyStoppingSettings(_Settings):
@@ -92,6 +121,7 @@ class StrategyConfig(_Settings):
     l2: float = Field(0.0, ge=0.0)
     l1: float = Field(0.0, ge=0.0)
     dropout: DropoutSettings | None = None
+    dropconnect: DropConnectSettings | None = None
     augment: bool = False
     early_stopping: EarlyStoppingSettings | None = None
     max_norm: float | None = Field(None, gt=0.0)
@@ -111,7 +141,9 @@ class StrategyConfig(_Settings):
         if self.l1:
             parts.append(f"l1={self.l1:g}")
         if self.dropout is not None:
-            parts.append(f"dropout(p={self.dropout.p:g}, input_p={self.dropout.input_p:g})")
+            parts.append(f"dropout(p={_format_p(self.dropout.p)}, input_p={self.dropout.input_p:g})")
+        if self.dropconnect is not None:
+            parts.append(f"dropconnect(p={_format_p(self.dropconnect.p)})")
         if self.max_norm is not None:
             parts.append(f"max_norm={self.max_norm:g}")
         if self.augment:
@@ -133,6 +165,10 @@ class StrategyConfig(_Settings):
             refit = ", refit on train+validation" if es.refit else ""
             parts.append(f"early stopping({es.monitor}, patience={es.patience}{refit})")
         return ", ".join(parts) or "no regularization"
+
+
+def _format_p(p: float | list[float]) -> str:
+    return f"{p:g}" if isinstance(p, float) else "[" + ", ".join(f"{value:g}" for value in p) + "]"
 
 
 class OptimizerSettings(_Settings):
@@ -208,6 +244,7 @@ ADDED_SETTINGS: dict[str, Any] = {
     "regularization.clip_grad_norm": None,
     "regularization.weight_decay": 0.0,
     "regularization.schedule": None,
+    "regularization.dropconnect": None,
 }
 
 

@@ -12,13 +12,19 @@ from reglab.nn.dropout import Dropout
 from reglab.penalties import weight_report
 
 
+# Modules that may sit between a weight layer and the ReLU that it feeds.
+_BETWEEN_LAYER_AND_RELU = (nn.Dropout, Dropout, nn.BatchNorm2d)
+
+
 def dead_relu_fractions(model: nn.Module, x: Tensor, batch_size: int = 2048) -> list[float]:
     """Return, for each ``nn.ReLU`` in ``model``, the fraction of units that output 0 for every row of ``x``.
 
-    The model runs in eval mode without gradients, and its mode is restored afterwards.
+    A unit is a feature of an ``(N, units)`` output or a channel of an ``(N, C, H, W)``
+    output; a channel is dead when it outputs 0 at every position for every row. The model
+    runs in eval mode without gradients, and its mode is restored afterwards.
 
     Args:
-        model: a network whose ReLU modules output ``(N, units)``.
+        model: a network whose ReLU modules output ``(N, units)`` or ``(N, C, ...)``.
         x: the inputs, already normalized as the model expects.
         batch_size: rows per forward pass.
     """
@@ -27,7 +33,8 @@ def dead_relu_fractions(model: nn.Module, x: Tensor, batch_size: int = 2048) -> 
 
     def recorder(index: int):
         def record(module: nn.Module, inputs: object, output: Tensor) -> None:
-            active = (output.reshape(len(output), -1) > 0).any(dim=0)
+            per_unit = output.transpose(0, 1).reshape(output.shape[1], -1) if output.dim() > 2 else output.T
+            active = (per_unit > 0).any(dim=1)
             ever_active[index] = active if ever_active[index] is None else ever_active[index] | active
 
         return record
@@ -52,7 +59,9 @@ def layer_stats(model: nn.Module, x: Tensor) -> list[dict[str, Any]]:
     ``dead_relu`` is the fraction of the layer's units whose ReLU outputs 0 for every row of
     ``x`` (normalized inputs, usually the training split), or None for a layer that no ReLU
     follows, such as the output layer. Pairing assumes an ``nn.Sequential`` in which each
-    hidden ``nn.Linear`` comes before its ``nn.ReLU``, as :func:`reglab.nn.build_model` builds.
+    hidden ``nn.Linear`` or ``nn.Conv2d`` comes before its ``nn.ReLU``, with at most dropout
+    and BatchNorm between them, as :func:`reglab.nn.build_model` builds. Other networks get
+    ``dead_relu`` None for every layer.
     """
     stats = [asdict(layer) for layer in weight_report(model)]
     parameter = next(model.parameters(), None)
@@ -62,8 +71,8 @@ def layer_stats(model: nn.Module, x: Tensor) -> list[dict[str, Any]]:
     if isinstance(model, nn.Sequential):
         modules = list(model.named_children())
         for position, (name, module) in enumerate(modules):
-            follows = [m for _, m in modules[position + 1 :] if not isinstance(m, (nn.Dropout, Dropout))]
-            if isinstance(module, nn.Linear) and follows and isinstance(follows[0], nn.ReLU):
+            follows = [m for _, m in modules[position + 1 :] if not isinstance(m, _BETWEEN_LAYER_AND_RELU)]
+            if isinstance(module, (nn.Linear, nn.Conv2d)) and follows and isinstance(follows[0], nn.ReLU):
                 hidden_weights.append(f"{name}.weight")
 
     dead_by_name = dict(zip(hidden_weights, dead)) if len(hidden_weights) == len(dead) else {}

@@ -31,12 +31,12 @@ from reglab.data import Split, iterate_minibatches
 from reglab.early_stopping import EarlyStopping, StopReason
 from reglab.errors import ReglabError
 from reglab.nn.checks import check_eval_deterministic
-from reglab.nn.models import build_model
 from reglab.penalties import L1, L2, MaxNorm, check_optimizer
 from reglab.training.config import RunConfig
 from reglab.training.device import resolve_device
 from reglab.training.diagnostics import layer_stats
 from reglab.training.evaluate import evaluate
+from reglab.training.model_builder import build_run_model
 from reglab.training.optim import build_optimizer
 from reglab.training.step import TrainingStep
 
@@ -195,15 +195,7 @@ class _Trainer:
         self.split = split
         self.lr = reg.lr if reg.lr is not None else config.optimizer.lr
 
-        dropout = reg.dropout
-        self.model = build_model(
-            config.model,
-            tuple(split.train.x.shape[1:]),
-            split.num_classes,
-            input_p=dropout.input_p if dropout else 0.0,
-            hidden_p=dropout.p if dropout else 0.0,
-            dropout_mode=dropout.mode if dropout else "inverted",
-        ).to(device)
+        self.model = build_run_model(config, tuple(split.train.x.shape[1:]), split.num_classes).to(device)
         self.optimizer = build_optimizer(self.model, config.optimizer, self.lr, weight_decay=reg.weight_decay)
         self.penalties = [p for p in (L2(reg.l2) if reg.l2 else None, L1(reg.l1) if reg.l1 else None) if p]
         check_optimizer(self.optimizer, self.penalties)

@@ -46,13 +46,14 @@ from reglab.data import Split, iterate_minibatches
 from reglab.early_stopping import EarlyStopping, StopReason
 from reglab.errors import ConfigError
 from reglab.nn.checks import check_eval_deterministic
-from reglab.nn.models import build_model, parse_model_spec
+from reglab.nn.models import parse_model_spec
 from reglab.training.batched import BatchedMLP, MemberSettings, member_model
 from reglab.training.config import RunConfig
 from reglab.training.device import resolve_device
 from reglab.training.diagnostics import layer_stats
 from reglab.training.evaluate import evaluate
 from reglab.training.fit import RunResult, TrainingError
+from reglab.training.model_builder import build_run_model
 
 logger = logging.getLogger(__name__)
 
@@ -78,7 +79,15 @@ def batching_problem(configs: Sequence[RunConfig], *, same_seed: bool = True) ->
         values = sorted({str(getattr(config, name)) for config in configs})
         if len(values) > 1:
             return f"the configurations differ in {name} ({', '.join(values)})"
+    spec = parse_model_spec(configs[0].model)
+    if spec.kind not in ("softmax", "mlp"):
+        return f"the model {str(spec)!r} is not an MLP; the batched engine trains only 'softmax' and 'mlp:...' models"
     for config in configs:
+        reg = config.regularization
+        if reg.dropconnect is not None:
+            return f"strategy {config.strategy!r} uses DropConnect, which the batched engine does not implement"
+        if reg.dropout is not None and not isinstance(reg.dropout.p, float):
+            return f"strategy {config.strategy!r} sets a dropout probability per layer; the batched engine takes one p"
         if config.optimizer.name != "sgd":
             return f"strategy {config.strategy!r} uses the optimizer {config.optimizer.name!r}; only 'sgd' is batched"
         settings = config.regularization.early_stopping
@@ -494,7 +503,7 @@ class _BatchedTrainer:
 
 def _init_member(
     config: RunConfig, input_shape: tuple[int, ...], num_classes: int, device: torch.device
-) -> tuple[nn.Sequential, torch.Generator | None]:
+) -> tuple[nn.Module, torch.Generator | None]:
     """Build the member's network from its seed, as :func:`fit` does, and its mask generator.
 
     :func:`fit` seeds the global RNG, builds the network on CPU and then draws the dropout
@@ -502,17 +511,9 @@ def _init_member(
     that stream: on CPU it takes the global state after the initialization, and on another
     device it is that device's generator seeded with ``config.seed``.
     """
-    reg = config.regularization
-    dropout = reg.dropout
+    dropout = config.regularization.dropout
     torch.manual_seed(config.seed)
-    model = build_model(
-        config.model,
-        input_shape,
-        num_classes,
-        input_p=dropout.input_p if dropout else 0.0,
-        hidden_p=dropout.p if dropout else 0.0,
-        dropout_mode=dropout.mode if dropout else "inverted",
-    )
+    model = build_run_model(config, input_shape, num_classes)
     if dropout is None or (dropout.p == 0 and dropout.input_p == 0):
         return model, None
     if device.type == "cpu":

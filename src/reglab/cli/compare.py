@@ -20,6 +20,7 @@ from reglab.cli._common import (
     OutOption,
     QuietOption,
     console,
+    given_on_command_line,
     parse_csv_list,
     prepare_output_folder,
 )
@@ -102,8 +103,9 @@ def compare(
         None,
         "--tensorboard",
         help=(
-            "Also write each finished run's per-epoch metrics and test metrics as TensorBoard scalars under "
-            "DIR/STUDY (needs 'pip install tensorboard')."
+            "Also write each run's per-epoch metrics and test metrics as TensorBoard scalars under DIR/STUDY, "
+            "as soon as the run is stored, so 'tensorboard --logdir DIR' shows the study while it trains "
+            "(needs 'pip install tensorboard')."
         ),
     ),
 ) -> None:
@@ -116,10 +118,7 @@ def compare(
 
         def given(parameter: str, value: object) -> object:
             """Return ``value`` when the option was given on the command line, else None."""
-            # Compared by name: typer 0.29 vendors its own click, whose ParameterSource is
-            # not the installed click's enum.
-            source = ctx.get_parameter_source(parameter)
-            return value if source is not None and source.name in ("COMMANDLINE", "ENVIRONMENT") else None
+            return value if given_on_command_line(ctx, parameter) else None
 
         overrides = StudyOverrides(
             name=given("name", name),
@@ -140,6 +139,8 @@ def compare(
         )
         study = read_study_file(study_file, overrides)
         spec, backend, address = study.spec, study.backend, study.address
+        if not given_on_command_line(ctx, "device") and study.device is not None:
+            device = study.device
     else:
         options = CompareOptions(
             dataset=dataset,
@@ -157,10 +158,11 @@ def compare(
 
     check_backend(backend, address)
     out = prepare_output_folder(out)
+    scalars = None
     if tensorboard is not None:
-        from reglab.study.tensorboard import check_tensorboard
+        from reglab.study.tensorboard import LiveScalars
 
-        check_tensorboard()
+        scalars = LiveScalars(spec.name, tensorboard)
 
     progress = contextlib.nullcontext(None) if quiet else RichProgress(count_runs(spec))
     try:
@@ -175,6 +177,7 @@ def compare(
                 backend=backend,
                 address=address,
                 learning_curve=learning_curve,
+                on_run_stored=scalars,
             )
     except KeyboardInterrupt:
         console.print(
@@ -191,11 +194,9 @@ def compare(
     console.print(f"Report: {outcome.report_path}\nResults: {outcome.results_path}\nRuns: {out / 'reglab.db'}")
     if outcome.learning_curve_path is not None:
         console.print(f"Learning curve: {outcome.learning_curve_path}", highlight=False)
-    if tensorboard is not None:
-        from reglab.study.tensorboard import write_tensorboard_scalars
-
-        written = write_tensorboard_scalars(spec.name, outcome.result.runs, tensorboard)
-        console.print(f"TensorBoard: {len(written)} new run log(s) in {tensorboard / spec.name}", highlight=False)
+    if scalars is not None:
+        scalars.write_all(outcome.result.runs)
+        console.print(f"TensorBoard: {len(scalars.written)} new run log(s) in {tensorboard / spec.name}", highlight=False)
 
 
 def results_table(summaries, title: str) -> Table:

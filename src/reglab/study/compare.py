@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -101,6 +103,7 @@ def compare_study(
     backend: str = "local",
     address: str | None = None,
     learning_curve: bool = False,
+    on_run_stored: Callable[[dict[str, Any]], None] | None = None,
 ) -> CompareOutcome:
     """Run ``spec``, store its runs in ``out/reglab.db`` and write its report and CSV files.
 
@@ -112,6 +115,9 @@ def compare_study(
     accuracy are then trained on 10%, 25%, 50% and 100% of the first seed's training split,
     in this process and without storing the runs. The report gets a "Learning curve" section
     and the numbers go to ``learning_curve.csv``.
+
+    ``on_run_stored`` is called with each run's stored row as the run is committed, as in
+    :func:`run_study`.
     """
     out = Path(out)
     with RunStore(out / "reglab.db") as store:
@@ -124,6 +130,7 @@ def compare_study(
             progress=progress,
             backend=backend,
             address=address,
+            on_run_stored=on_run_stored,
         )
     curve = None
     if learning_curve:

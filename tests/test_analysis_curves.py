@@ -255,7 +255,12 @@ def test_learning_curve_command(tmp_path):
         app, ["learning-curve", "-d", "digits", "--sizes", "100,1.0", "--seeds", "2", "--epochs", "1", "-o", str(out)]
     )
     assert result.exit_code == 0, result.output
-    assert sorted(path.name for path in out.iterdir()) == ["learning_curve.csv", "learning_curve.png", "learning_curve.svg"]
+    assert sorted(path.name for path in out.iterdir()) == [
+        "learning_curve.csv",
+        "learning_curve.png",
+        "learning_curve.svg",
+        "study.yaml",
+    ]
     assert "training accuracy" in result.output
 
 
@@ -276,6 +281,7 @@ def test_validation_curve_command(tmp_path):
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     assert sorted(path.name for path in out.iterdir()) == [
+        "study.yaml",
         "validation_curve.csv",
         "validation_curve.png",
         "validation_curve.svg",

@@ -218,5 +218,10 @@ def test_bias_variance_command(tmp_path):
     args = ["bias-variance", "-d", "digits", "-m", "mlp:8", "-s", "l2", "--bootstraps", "2", "--seeds", "1"]
     result = runner.invoke(app, args + ["--epochs", "1", "-q", "-o", str(out)])
     assert result.exit_code == 0, result.output
-    assert sorted(path.name for path in out.iterdir()) == ["bias_variance.csv", "bias_variance.png", "bias_variance.svg"]
+    assert sorted(path.name for path in out.iterdir()) == [
+        "bias_variance.csv",
+        "bias_variance.png",
+        "bias_variance.svg",
+        "study.yaml",
+    ]
     assert "l2 against baseline" in result.output

@@ -144,3 +144,68 @@ def test_two_compare_processes_share_store(tmp_path):
     assert sorted(rows) == sorted(expected)
     for name in names:
         assert len(list((tmp_path / name / "checkpoints").glob("run-*.pt"))) == 4
+
+
+class Killed(BaseException):
+    """Stands for SIGKILL at one point of storing a run: nothing after it runs."""
+
+
+def kill_on_call(function, call):
+    """Wrap ``function`` so that its ``call``-th call (from 1) raises :class:`Killed` instead of running."""
+    calls = 0
+
+    def wrapper(*args, **kwargs):
+        nonlocal calls
+        calls += 1
+        if calls == call:
+            raise Killed
+        return function(*args, **kwargs)
+
+    return wrapper
+
+
+def stored_checkpoints(out, study):
+    """Return the names of the files in a study's checkpoint folder, sorted."""
+    return sorted(path.name for path in (out / study / "checkpoints").iterdir())
+
+
+def test_kill_before_row_commit_retrains_run(tiny_spec, tmp_path, monkeypatch):
+    # The third run's weights are on disk as a pending file, but its row is never committed.
+    monkeypatch.setattr(RunStore, "save_run", kill_on_call(RunStore.save_run, 3))
+    with RunStore(tmp_path / "reglab.db") as store:
+        with pytest.raises(Killed):
+            run_study(tiny_spec, store, batched=False)
+        assert len(store.runs("tiny")) == 2
+    assert sum(name.startswith("pending-") for name in stored_checkpoints(tmp_path, "tiny")) == 1
+
+    monkeypatch.undo()
+    with RunStore(tmp_path / "reglab.db") as store:
+        run_study(tiny_spec, store, batched=False)
+        runs = store.runs("tiny")
+
+    assert len(runs) == 6
+    assert len({run["run_key"] for run in runs}) == 6
+    assert stored_checkpoints(tmp_path, "tiny") == sorted(f"run-{run['id']}.pt" for run in runs)
+
+
+def test_kill_after_row_commit_recovers_checkpoint(tiny_spec, tmp_path, monkeypatch):
+    # The third run's row is committed, but its checkpoint is still the pending file.
+    import reglab.study.runner as runner
+
+    monkeypatch.setattr(runner, "commit_checkpoint", kill_on_call(runner.commit_checkpoint, 3))
+    with RunStore(tmp_path / "reglab.db") as store:
+        with pytest.raises(Killed):
+            run_study(tiny_spec, store, batched=False)
+        committed = store.runs("tiny")
+    assert len(committed) == 3
+    assert not checkpoint_path(tmp_path, "tiny", committed[2]["id"]).exists()
+
+    monkeypatch.undo()
+    with RunStore(tmp_path / "reglab.db") as store:
+        run_study(tiny_spec, store, batched=False)
+        runs = store.runs("tiny")
+
+    assert len(runs) == 6
+    assert stored_checkpoints(tmp_path, "tiny") == sorted(f"run-{run['id']}.pt" for run in runs)
+    state = load_checkpoint(checkpoint_path(tmp_path, "tiny", committed[2]["id"]))
+    model_for(RunConfig.model_validate(committed[2]["config"])).load_state_dict(state, strict=True)

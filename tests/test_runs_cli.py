@@ -180,3 +180,29 @@ def test_rebuilt_lr_choices_match_the_run(tmp_path):
     assert rebuilt.lr_choices == trained.lr_choices
     assert rebuilt.lr_choices["baseline"].lr == 0.1
     assert [run["id"] for run in rebuilt.runs] == [run["id"] for run in trained.runs]
+
+
+def test_report_on_train_study_names_commands(tmp_path):
+    trained = invoke(
+        "train", "--dataset", "digits", "--model", "mlp:16", "--epochs", "1", "--out", tmp_path, "--quiet"
+    )
+    assert trained.exit_code == 0, trained.output
+
+    result = invoke("report", "train", "--out", tmp_path)
+
+    assert result.exit_code == 2
+    assert "holds the single runs of 'reglab train'" in result.output
+    assert "reglab runs --study train" in result.output
+    assert "not found" not in result.output
+
+
+def test_report_on_tune_study_names_commands(stored_copy):
+    with RunStore(stored_copy / "reglab.db") as store:
+        store.save_study("tune_digits", {"command": "tune", "dataset": "digits", "model": "mlp:16"})
+
+    result = invoke("report", "tune_digits", "--out", stored_copy)
+
+    assert result.exit_code == 2
+    assert "was created by 'reglab tune'" in result.output
+    assert "reglab runs --study tune_digits --role all" in result.output
+    assert "reglab leaderboard" in result.output

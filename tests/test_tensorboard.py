@@ -70,3 +70,39 @@ def test_missing_package_is_reported_before_training(tmp_path, monkeypatch):
     assert result.exit_code == 2
     assert "--tensorboard needs the tensorboard package" in result.output
     assert not (tmp_path / "reglab.db").exists()
+
+
+class ReadScalarsOnFinish:
+    """Progress that reads each trained run's TensorBoard log when the runner reports it finished."""
+
+    def __init__(self, folder):
+        self.folder = folder
+        self.scalars = {}
+
+    def run_started(self, label, epochs):
+        pass
+
+    def epoch_finished(self, epoch, row):
+        pass
+
+    def run_finished(self, label, *, skipped, error=None):
+        logs = sorted((self.folder / "tiny").iterdir()) if (self.folder / "tiny").exists() else []
+        self.scalars[label] = {log.name: read_scalars(log) for log in logs}
+
+
+def test_scalars_written_while_study_runs(tiny_spec, tmp_path):
+    from reglab.study import run_study
+    from reglab.study.tensorboard import LiveScalars
+
+    progress = ReadScalarsOnFinish(tmp_path / "tb")
+    live = LiveScalars("tiny", tmp_path / "tb")
+    with RunStore(tmp_path / "reglab.db") as store:
+        run_study(tiny_spec, store, progress=progress, batched=False, on_run_stored=live)
+
+    first, last = list(progress.scalars.values())[0], list(progress.scalars.values())[-1]
+    assert len(first) == 1
+    assert len(last) == 6
+    (scalars,) = first.values()
+    assert [step for step, _ in scalars["val_acc"]] == [1, 2, 3]
+    assert "test_acc" in scalars
+    assert len(live.written) == 6

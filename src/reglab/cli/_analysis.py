@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
 import typer
 
-from reglab.cli._common import MODEL_HELP, console, parse_csv_list
+from reglab.cli._common import MODEL_HELP, console, given_on_command_line, parse_csv_list, prepare_output_folder
 from reglab.errors import ConfigError
 
 ANALYSES_FOLDER = Path("reglab-runs") / "analyses"
@@ -17,6 +18,69 @@ ANALYSES_FOLDER = Path("reglab-runs") / "analyses"
 def out_option(command: str, help: str = "Output folder for the figure (PNG, SVG) and the CSV of numbers.") -> Any:
     """Return the ``--out`` option of an analysis, defaulting to ``reglab-runs/analyses/<command>``."""
     return typer.Option(ANALYSES_FOLDER / command, "--out", "-o", help=help)
+
+
+def study_file_argument(command: str) -> Any:
+    """Return the optional STUDY_FILE argument of analysis ``command``."""
+    section = command.replace("-", "_")
+    return typer.Argument(
+        None,
+        help=(
+            f"YAML study file: the settings shared with 'reglab compare' plus a '{section}:' section "
+            f"(write an example with 'reglab init --analysis {command}'). Options given explicitly override it."
+        ),
+        show_default=False,
+    )
+
+
+@dataclass
+class AnalysisRun:
+    """The settings an analysis runs with and the folder it writes to.
+
+    Attributes:
+        command: the analysis command, e.g. ``learning-curve``.
+        settings: option values by parameter name, after the study file and the command line.
+        out: the output folder, created and checked for writing.
+        name: the study file's ``name``, kept in the ``study.yaml`` written beside the results.
+    """
+
+    command: str
+    settings: dict[str, Any]
+    out: Path
+    name: Optional[str] = None
+
+    def write_settings(self) -> Path:
+        """Write :attr:`settings` to ``out/study.yaml``, a study file that runs the analysis again."""
+        from reglab.study.analysisfile import write_analysis_settings
+
+        return write_analysis_settings(self.out, self.command, self.settings, name=self.name)
+
+
+def resolve_analysis(
+    ctx: typer.Context, command: str, study_file: Optional[Path], out: Path, **settings: Any
+) -> AnalysisRun:
+    """Merge the study file into the options of analysis ``command`` and prepare the output folder.
+
+    ``settings`` are the command's option values by parameter name (defaults or given). A
+    value the study file sets replaces an option's default but not a value given on the
+    command line. When the file sets ``name`` and ``--out`` is not given, the output goes
+    to ``reglab-runs/analyses/<name>/<command>``.
+
+    Raises:
+        ConfigError: the study file is invalid for ``command``, or the output folder is not writable.
+    """
+    name = None
+    if study_file is not None:
+        from reglab.study.analysisfile import read_analysis_file
+
+        contents = read_analysis_file(study_file, command)
+        for option, value in contents.values.items():
+            if not given_on_command_line(ctx, option):
+                settings[option] = value
+        name = contents.name
+        if name is not None and not given_on_command_line(ctx, "out"):
+            out = ANALYSES_FOLDER / name / command
+    return AnalysisRun(command, settings, prepare_output_folder(out), name)
 
 
 def model_option(default: str) -> Any:

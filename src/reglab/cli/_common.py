@@ -47,6 +47,14 @@ def handle_errors(command: Command) -> Command:
     return wrapper  # type: ignore[return-value]
 
 
+def given_on_command_line(ctx: typer.Context, parameter: str) -> bool:
+    """Return whether option ``parameter`` (the function argument's name) was given on the command line or by environment."""
+    # Compared by name: typer 0.29 vendors its own click, whose ParameterSource is
+    # not the installed click's enum.
+    source = ctx.get_parameter_source(parameter)
+    return source is not None and source.name in ("COMMANDLINE", "ENVIRONMENT")
+
+
 def prepare_output_folder(out: Path) -> Path:
     """Create the output folder and check that reglab can write to it."""
     try:

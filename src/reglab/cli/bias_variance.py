@@ -8,7 +8,15 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from reglab.cli._analysis import model_option, out_option, print_summary, progress_printer, seeds_option
+from reglab.cli._analysis import (
+    model_option,
+    out_option,
+    print_summary,
+    progress_printer,
+    resolve_analysis,
+    seeds_option,
+    study_file_argument,
+)
 from reglab.cli._common import (
     DataDirOption,
     DatasetOption,
@@ -19,11 +27,12 @@ from reglab.cli._common import (
     batch_size_option,
     console,
     parse_csv_list,
-    prepare_output_folder,
 )
 
 
 def bias_variance(
+    ctx: typer.Context,
+    study_file: Optional[Path] = study_file_argument("bias-variance"),
     dataset: str = DatasetOption,
     model: str = model_option("mlp:128"),
     strategies: str = typer.Option(
@@ -49,9 +58,12 @@ def bias_variance(
     """Decompose each strategy's test error into bias and variance over bootstrap samples and seeds."""
     from reglab.analysis.bias_variance import bias_variance_decomposition, plot_bias_variance
 
-    out = prepare_output_folder(out)
-    result = bias_variance_decomposition(
-        dataset,
+    run = resolve_analysis(
+        ctx,
+        "bias-variance",
+        study_file,
+        out,
+        dataset=dataset,
         model=model,
         strategies=parse_csv_list(strategies),
         bootstraps=bootstraps,
@@ -61,11 +73,14 @@ def bias_variance(
         batch_size=batch_size,
         bootstrap_seed=bootstrap_seed,
         device=device,
+    )
+    result = bias_variance_decomposition(
+        **run.settings,
         on_run=progress_printer(quiet),
         data_dir=str(data_dir) if data_dir else None,
         download=download,
     )
-    paths = plot_bias_variance(result, out)
+    paths = [*plot_bias_variance(result, run.out), run.write_settings()]
 
     table = Table(title=f"Bias-variance: {result.model} on {result.dataset}, {result.test_size} test points")
     table.add_column("strategy", no_wrap=True)

@@ -9,18 +9,19 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from reglab.cli._analysis import DpiOption, model_option, out_option
+from reglab.cli._analysis import DpiOption, model_option, out_option, resolve_analysis, study_file_argument
 from reglab.cli._common import (
     DataDirOption,
     LrOption,
     batch_size_option,
     console,
     parse_number_list,
-    prepare_output_folder,
 )
 
 
 def boundaries(
+    ctx: typer.Context,
+    study_file: Optional[Path] = study_file_argument("boundaries"),
     dataset: str = typer.Option("moons", "--dataset", "-d", help="moons, circles, or csv:PATH with two feature columns."),
     model: str = model_option("mlp:64,64"),
     l2: str = typer.Option("0,1e-3,1e-2,1e-1", "--l2", help="L2 strengths of the top row, comma-separated."),
@@ -39,26 +40,42 @@ def boundaries(
     """Draw decision regions for several L2 strengths and dropout probabilities, with accuracies."""
     from reglab.analysis.boundaries import decision_boundaries, render_boundaries
 
-    l2_strengths = parse_number_list("--l2", l2)
-    dropout_ps = parse_number_list("--dropout", dropout)
-    out = prepare_output_folder(out)
-    result = decision_boundaries(
-        dataset,
+    run = resolve_analysis(
+        ctx,
+        "boundaries",
+        study_file,
+        out,
+        dataset=dataset,
         model=model,
-        l2_strengths=l2_strengths,
-        dropout_ps=dropout_ps,
+        l2=parse_number_list("--l2", l2),
+        dropout=parse_number_list("--dropout", dropout),
         seeds=list(range(seeds)),
         epochs=epochs,
         lr=lr,
         batch_size=batch_size,
-        n_samples=samples,
+        samples=samples,
         noise=noise,
-        grid_size=grid,
+        grid=grid,
+        dpi=dpi,
+    )
+    settings = run.settings
+    result = decision_boundaries(
+        settings["dataset"],
+        model=settings["model"],
+        l2_strengths=settings["l2"],
+        dropout_ps=settings["dropout"],
+        seeds=settings["seeds"],
+        epochs=settings["epochs"],
+        lr=settings["lr"],
+        batch_size=settings["batch_size"],
+        n_samples=settings["samples"],
+        noise=settings["noise"],
+        grid_size=settings["grid"],
         data_dir=str(data_dir) if data_dir else None,
     )
-    written = render_boundaries(result, out, dpi)
+    written = [*render_boundaries(result, run.out, settings["dpi"]), run.write_settings()]
 
-    table = Table(title=f"{result.model} on {result.dataset}: mean over {seeds} seed(s)")
+    table = Table(title=f"{result.model} on {result.dataset}: mean over {len(settings['seeds'])} seed(s)")
     for column in ("setting", "train %", "test %", "train − test", "boundary complexity"):
         table.add_column(column, justify="right")
     for panel in result.panels:

@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from reglab.cli._analysis import DpiOption, ThreadsOption, out_option
+from reglab.cli._analysis import DpiOption, ThreadsOption, out_option, resolve_analysis, study_file_argument
 from reglab.cli._common import (
     DataDirOption,
     DatasetOption,
@@ -16,11 +16,12 @@ from reglab.cli._common import (
     batch_size_option,
     console,
     parse_int_list,
-    prepare_output_folder,
 )
 
 
 def capacity(
+    ctx: typer.Context,
+    study_file: Optional[Path] = study_file_argument("capacity"),
     dataset: str = DatasetOption,
     widths: str = typer.Option("16,64,256,1024", "--widths", help="Units per hidden layer, comma-separated."),
     depths: str = typer.Option("1,2", "--depths", help="Numbers of hidden layers, comma-separated."),
@@ -36,23 +37,27 @@ def capacity(
     """Train unregularized MLPs of several widths and depths and compare their fit."""
     from reglab.analysis.capacity import capacity_sweep, render_capacity
 
-    width_list = parse_int_list("--widths", widths)
-    depth_list = parse_int_list("--depths", depths)
-    out = prepare_output_folder(out)
-    result = capacity_sweep(
-        dataset,
-        widths=width_list,
-        depths=depth_list,
+    run = resolve_analysis(
+        ctx,
+        "capacity",
+        study_file,
+        out,
+        dataset=dataset,
+        widths=parse_int_list("--widths", widths),
+        depths=parse_int_list("--depths", depths),
         seeds=list(range(seeds)),
         epochs=epochs,
         lr=lr,
         batch_size=batch_size,
-        data_dir=str(data_dir) if data_dir else None,
         threads=threads,
+        dpi=dpi,
     )
-    written = render_capacity(result, out, dpi)
+    settings = dict(run.settings)
+    dpi = settings.pop("dpi")
+    result = capacity_sweep(**settings, data_dir=str(data_dir) if data_dir else None)
+    written = [*render_capacity(result, run.out, dpi), run.write_settings()]
 
-    table = Table(title=f"Capacity sweep on {result.dataset}: mean over {seeds} seed(s)")
+    table = Table(title=f"Capacity sweep on {result.dataset}: mean over {len(settings['seeds'])} seed(s)")
     for column in ("depth", "width", "parameters", "train %", "val %", "gap", "dead ReLUs % per layer"):
         table.add_column(column, justify="right")
     for depth in result.depths:

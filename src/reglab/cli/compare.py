@@ -24,6 +24,7 @@ from reglab.cli._common import (
     ScheduleOption,
     WarmupOption,
     console,
+    given_on_command_line,
     parse_csv_list,
     parse_int_list,
     prepare_output_folder,
@@ -143,8 +144,9 @@ def compare(
         None,
         "--tensorboard",
         help=(
-            "Also write each finished run's per-epoch metrics and test metrics as TensorBoard scalars under "
-            "DIR/STUDY (needs 'pip install tensorboard')."
+            "Also write each run's per-epoch metrics and test metrics as TensorBoard scalars under DIR/STUDY, "
+            "as soon as the run is stored, so 'tensorboard --logdir DIR' shows the study while it trains "
+            "(needs 'pip install tensorboard')."
         ),
     ),
 ) -> None:
@@ -157,10 +159,7 @@ def compare(
 
         def given(parameter: str, value: object) -> object:
             """Return ``value`` when the option was given on the command line, else None."""
-            # Compared by name: typer 0.29 vendors its own click, whose ParameterSource is
-            # not the installed click's enum.
-            source = ctx.get_parameter_source(parameter)
-            return value if source is not None and source.name in ("COMMANDLINE", "ENVIRONMENT") else None
+            return value if given_on_command_line(ctx, parameter) else None
 
         overrides = StudyOverrides(
             name=given("name", name),
@@ -183,6 +182,8 @@ def compare(
         )
         study = read_study_file(study_file, overrides)
         spec, backend, address = study.spec, study.backend, study.address
+        if not given_on_command_line(ctx, "device") and study.device is not None:
+            device = study.device
     else:
         options = CompareOptions(
             dataset=dataset,
@@ -205,10 +206,11 @@ def compare(
         check_bootstraps(bias_variance_bootstraps)
     check_backend(backend, address)
     out = prepare_output_folder(out)
+    scalars = None
     if tensorboard is not None:
-        from reglab.study.tensorboard import check_tensorboard
+        from reglab.study.tensorboard import LiveScalars
 
-        check_tensorboard()
+        scalars = LiveScalars(spec.name, tensorboard)
 
     progress = contextlib.nullcontext(None) if quiet else RichProgress(count_runs(spec))
     try:
@@ -227,6 +229,7 @@ def compare(
                 mc_samples=samples,
                 bias_variance=bias_variance,
                 bias_variance_bootstraps=bias_variance_bootstraps,
+                on_run_stored=scalars,
             )
     except KeyboardInterrupt:
         console.print(
@@ -247,11 +250,9 @@ def compare(
         console.print(f"Monte-Carlo dropout: {outcome.mc_curve_path}", highlight=False)
     if outcome.bias_variance_path is not None:
         console.print(f"Bias and variance: {outcome.bias_variance_path}", highlight=False)
-    if tensorboard is not None:
-        from reglab.study.tensorboard import write_tensorboard_scalars
-
-        written = write_tensorboard_scalars(spec.name, outcome.result.runs, tensorboard)
-        console.print(f"TensorBoard: {len(written)} new run log(s) in {tensorboard / spec.name}", highlight=False)
+    if scalars is not None:
+        scalars.write_all(outcome.result.runs)
+        console.print(f"TensorBoard: {len(scalars.written)} new run log(s) in {tensorboard / spec.name}", highlight=False)
 
 
 def results_table(summaries, title: str) -> Table:

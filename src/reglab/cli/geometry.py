@@ -7,11 +7,13 @@ from typing import Optional
 
 import typer
 
-from reglab.cli._analysis import DpiOption, out_option
-from reglab.cli._common import console, prepare_output_folder
+from reglab.cli._analysis import DpiOption, out_option, resolve_analysis, study_file_argument
+from reglab.cli._common import console
 
 
 def geometry(
+    ctx: typer.Context,
+    study_file: Optional[Path] = study_file_argument("geometry"),
     seeds: int = typer.Option(3, "--seeds", min=1, help="Number of synthetic data sets (seeds 0, 1, ...)."),
     samples: int = typer.Option(200, "--samples", min=3, help="Points per data set."),
     correlation: float = typer.Option(0.7, "--correlation", help="Correlation of the two features, in (-1, 1)."),
@@ -26,16 +28,29 @@ def geometry(
     """Draw the L1 and L2 constraint regions and solution paths of y = w1·x1 + w2·x2."""
     from reglab.analysis.geometry import penalty_geometry, render_geometry
 
-    out = prepare_output_folder(out)
-    result = penalty_geometry(
-        list(range(seeds)),
-        n_samples=samples,
+    run = resolve_analysis(
+        ctx,
+        "geometry",
+        study_file,
+        out,
+        seeds=list(range(seeds)),
+        samples=samples,
         correlation=correlation,
         noise=noise,
-        n_strengths=strengths,
+        strengths=strengths,
         strength=strength,
+        dpi=dpi,
     )
-    written = render_geometry(result, out, dpi)
+    settings = run.settings
+    result = penalty_geometry(
+        settings["seeds"],
+        n_samples=settings["samples"],
+        correlation=settings["correlation"],
+        noise=settings["noise"],
+        n_strengths=settings["strengths"],
+        strength=settings["strength"],
+    )
+    written = [*render_geometry(result, run.out, settings["dpi"]), run.write_settings()]
 
     l1, l2 = result.l1_solution, result.l2_solution
     console.print(f"At λ = {result.strength:.4g} (seed 0): L1 weights ({l1[0]:.4f}, {l1[1]:.4f}), L2 weights ({l2[0]:.4f}, {l2[1]:.4f}).", highlight=False)

@@ -7,7 +7,15 @@ from typing import Optional
 
 import typer
 
-from reglab.cli._analysis import model_option, out_option, print_summary, progress_printer, seeds_option
+from reglab.cli._analysis import (
+    model_option,
+    out_option,
+    print_summary,
+    progress_printer,
+    resolve_analysis,
+    seeds_option,
+    study_file_argument,
+)
 from reglab.cli._common import (
     DataDirOption,
     DatasetOption,
@@ -18,7 +26,6 @@ from reglab.cli._common import (
     StrategyOption,
     batch_size_option,
     parse_csv_list,
-    prepare_output_folder,
 )
 from reglab.errors import ConfigError
 
@@ -39,6 +46,8 @@ def parse_sizes(text: str) -> list[int | float]:
 
 
 def learning_curve(
+    ctx: typer.Context,
+    study_file: Optional[Path] = study_file_argument("learning-curve"),
     dataset: str = DatasetOption,
     model: str = model_option("softmax"),
     strategy: str = StrategyOption,
@@ -69,21 +78,26 @@ def learning_curve(
     """Plot train and test accuracy against the number of training examples, over several seeds."""
     from reglab.analysis.learning_curves import learning_curve as compute, plot_learning_curve
 
-    parsed_sizes = parse_sizes(sizes) if sizes is not None else None
-    out = prepare_output_folder(out)
-    result = compute(
-        dataset,
+    run = resolve_analysis(
+        ctx,
+        "learning-curve",
+        study_file,
+        out,
+        dataset=dataset,
         model=model,
         strategy=strategy,
-        sizes=parsed_sizes,
+        sizes=parse_sizes(sizes) if sizes is not None else None,
         seeds=list(range(seeds)),
         epochs=epochs,
         lr=lr,
         batch_size=batch_size,
         device=device,
+    )
+    result = compute(
+        **run.settings,
         on_run=progress_printer(quiet),
         data_dir=str(data_dir) if data_dir else None,
         download=download,
     )
-    paths = plot_learning_curve(result, out)
-    print_summary(result.summary(), paths)
+    paths = plot_learning_curve(result, run.out)
+    print_summary(result.summary(), [*paths, run.write_settings()])

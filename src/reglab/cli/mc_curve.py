@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from reglab.cli._analysis import DpiOption, ThreadsOption, out_option
+from reglab.cli._analysis import DpiOption, ThreadsOption, out_option, resolve_analysis, study_file_argument
 from reglab.cli._common import (
     DataDirOption,
     DatasetOption,
@@ -16,11 +16,12 @@ from reglab.cli._common import (
     batch_size_option,
     console,
     parse_int_list,
-    prepare_output_folder,
 )
 
 
 def mc_curve(
+    ctx: typer.Context,
+    study_file: Optional[Path] = study_file_argument("mc-curve"),
     dataset: str = DatasetOption,
     model: str = typer.Option("mlp:512,512", "--model", "-m", help="Model spec 'mlp:W1,W2,...' with at least one hidden layer."),
     dropout: float = typer.Option(0.5, "--dropout", help="Drop probability p after each hidden layer, in (0, 1)."),
@@ -38,24 +39,41 @@ def mc_curve(
     """Score Monte-Carlo dropout (arithmetic and geometric mean) against the number of passes T."""
     from reglab.analysis.mc_curve import mc_dropout_curve, render_mc_curve
 
-    counts = parse_int_list("--samples", samples)
-    out = prepare_output_folder(out)
-    result = mc_dropout_curve(
-        dataset,
+    run = resolve_analysis(
+        ctx,
+        "mc-curve",
+        study_file,
+        out,
+        dataset=dataset,
         model=model,
-        p=dropout,
-        input_p=input_dropout,
-        samples=counts,
+        dropout=dropout,
+        input_dropout=input_dropout,
+        samples=parse_int_list("--samples", samples),
         seeds=list(range(seeds)),
         epochs=epochs,
         lr=lr,
         batch_size=batch_size,
-        data_dir=str(data_dir) if data_dir else None,
         threads=threads,
+        dpi=dpi,
     )
-    written = render_mc_curve(result, out, dpi)
+    settings = run.settings
+    result = mc_dropout_curve(
+        settings["dataset"],
+        model=settings["model"],
+        p=settings["dropout"],
+        input_p=settings["input_dropout"],
+        samples=settings["samples"],
+        seeds=settings["seeds"],
+        epochs=settings["epochs"],
+        lr=settings["lr"],
+        batch_size=settings["batch_size"],
+        data_dir=str(data_dir) if data_dir else None,
+        threads=settings["threads"],
+    )
+    written = [*render_mc_curve(result, run.out, settings["dpi"]), run.write_settings()]
 
-    table = Table(title=f"Monte-Carlo dropout on {result.dataset}, {result.model}, p={result.p:g}: mean over {seeds} seed(s)")
+    seed_count = len(settings["seeds"])
+    table = Table(title=f"Monte-Carlo dropout on {result.dataset}, {result.model}, p={result.p:g}: mean over {seed_count} seed(s)")
     for column in ("T", "arithmetic acc %", "arithmetic NLL", "geometric acc %", "geometric NLL"):
         table.add_column(column, justify="right")
     for column, count in enumerate(result.samples):

@@ -13,7 +13,9 @@ from reglab.cli._analysis import (
     parse_numbers,
     print_summary,
     progress_printer,
+    resolve_analysis,
     seeds_option,
+    study_file_argument,
 )
 from reglab.cli._common import (
     DataDirOption,
@@ -23,12 +25,13 @@ from reglab.cli._common import (
     LrOption,
     QuietOption,
     batch_size_option,
-    prepare_output_folder,
 )
 from reglab.errors import ConfigError
 
 
 def validation_curve(
+    ctx: typer.Context,
+    study_file: Optional[Path] = study_file_argument("validation-curve"),
     dataset: str = DatasetOption,
     model: str = model_option("mlp:256"),
     param: str = typer.Option(
@@ -67,32 +70,53 @@ def validation_curve(
     from reglab.analysis.validation_curves import plot_validation_curve, strength_grid
     from reglab.analysis.validation_curves import validation_curve as compute
 
-    if values is not None and grid is not None:
-        raise ConfigError("--values and --grid exclude each other; give the strengths one way.")
-    strengths = None
-    if values is not None:
-        strengths = parse_numbers("--values", values)
-    elif grid is not None:
-        if minimum is None or maximum is None:
-            raise ConfigError(f"--grid {grid} needs --min and --max, got --min {minimum} and --max {maximum}.")
-        strengths = strength_grid(grid, minimum, maximum, num)
-    elif minimum is not None or maximum is not None:
-        raise ConfigError("--min and --max only apply with --grid log or --grid linear.")
-
-    out = prepare_output_folder(out)
-    result = compute(
-        dataset,
+    run = resolve_analysis(
+        ctx,
+        "validation-curve",
+        study_file,
+        out,
+        dataset=dataset,
         model=model,
         param=param,
-        values=strengths,
+        values=parse_numbers("--values", values) if values is not None else None,
+        grid=grid,
+        minimum=minimum,
+        maximum=maximum,
+        num=num,
         seeds=list(range(seeds)),
         epochs=epochs,
         lr=lr,
         batch_size=batch_size,
         device=device,
+    )
+    settings = run.settings
+    # The study file and the command line can each give the strengths, so the checks run on the merged values.
+    if settings["values"] is not None and settings["grid"] is not None:
+        raise ConfigError("--values and --grid exclude each other, also as values and grid in a study file; give the strengths one way.")
+    strengths = settings["values"]
+    if settings["grid"] is not None:
+        if settings["minimum"] is None or settings["maximum"] is None:
+            raise ConfigError(
+                f"--grid {settings['grid']} needs --min and --max (min and max in a study file), "
+                f"got --min {settings['minimum']} and --max {settings['maximum']}."
+            )
+        strengths = strength_grid(settings["grid"], settings["minimum"], settings["maximum"], settings["num"])
+    elif settings["minimum"] is not None or settings["maximum"] is not None:
+        raise ConfigError("--min and --max only apply with --grid log or --grid linear, also as min, max and grid in a study file.")
+
+    result = compute(
+        settings["dataset"],
+        model=settings["model"],
+        param=settings["param"],
+        values=strengths,
+        seeds=settings["seeds"],
+        epochs=settings["epochs"],
+        lr=settings["lr"],
+        batch_size=settings["batch_size"],
+        device=settings["device"],
         on_run=progress_printer(quiet),
         data_dir=str(data_dir) if data_dir else None,
         download=download,
     )
-    paths = plot_validation_curve(result, out)
-    print_summary(result.summary(), paths)
+    paths = plot_validation_curve(result, run.out)
+    print_summary(result.summary(), [*paths, run.write_settings()])

@@ -4,6 +4,15 @@ A checkpoint is the ``state_dict`` of the model that the run returned, moved to 
 written with :func:`torch.save`. It lies at ``<out>/<study>/checkpoints/run-<id>.pt``,
 where ``<out>`` is the folder that contains ``reglab.db`` and ``<id>`` is the run's id in
 the store.
+
+The store assigns ``<id>`` when it commits the run's row, but the weights must be on disk
+before that commit, or a process killed between the two would leave a stored run without
+weights. So the runner first writes ``pending-<key>.pt`` (``<key>`` is the run's
+:meth:`~reglab.training.config.RunConfig.key`), then commits the row, then renames the file
+to ``run-<id>.pt`` with :func:`commit_checkpoint`. A resumed study calls
+:func:`commit_checkpoint` again for every run it skips, which finishes a rename that a
+killed process left undone. A pending file without a row is the checkpoint of a run that
+was never committed: the resumed study trains that run again and overwrites the file.
 """
 
 from __future__ import annotations
@@ -22,6 +31,29 @@ from reglab.errors import ConfigError
 def checkpoint_path(out: str | Path, study: str, run_id: int) -> Path:
     """Return where the checkpoint of run ``run_id`` of ``study`` is stored under ``out``."""
     return Path(out) / study / "checkpoints" / f"run-{run_id}.pt"
+
+
+def pending_checkpoint_path(out: str | Path, study: str, run_key: str) -> Path:
+    """Return where a run's checkpoint waits, under its settings key, until its row is committed."""
+    return Path(out) / study / "checkpoints" / f"pending-{run_key}.pt"
+
+
+def commit_checkpoint(out: str | Path, study: str, run_key: str, run_id: int) -> Path | None:
+    """Rename the pending checkpoint of run ``run_key`` to ``run-<run_id>.pt`` and return its path.
+
+    A checkpoint already at ``run-<run_id>.pt`` is kept, and a pending file beside it is
+    removed. Returns None when neither file exists: runs trained on Ray workers, and runs
+    stored by a reglab version before pending checkpoints, have none.
+    """
+    final = checkpoint_path(out, study, run_id)
+    pending = pending_checkpoint_path(out, study, run_key)
+    if final.is_file():
+        pending.unlink(missing_ok=True)
+        return final
+    if not pending.is_file():
+        return None
+    os.replace(pending, final)
+    return final
 
 
 def save_checkpoint(model: nn.Module, path: str | Path) -> Path:

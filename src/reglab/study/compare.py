@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -131,6 +132,7 @@ def compare_study(
     mc_samples: Sequence[int] = MC_SAMPLES,
     bias_variance: bool = False,
     bias_variance_bootstraps: int = BIAS_VARIANCE_BOOTSTRAPS,
+    on_run_stored: Callable[[dict[str, Any]], None] | None = None,
 ) -> CompareOutcome:
     """Run ``spec``, store its runs in ``out/reglab.db`` and write its report and CSV files.
 
@@ -151,6 +153,9 @@ def compare_study(
     the runs, and their validation error is decomposed: the "Bias and variance" section and
     ``bias_variance.csv``. Neither section opens a test set.
 
+    ``on_run_stored`` is called with each run's stored row as the run is committed, as in
+    :func:`run_study`.
+
     Raises:
         ConfigError: ``mc_samples`` or ``bias_variance_bootstraps`` is invalid; raised before any training.
     """
@@ -169,6 +174,7 @@ def compare_study(
             progress=progress,
             backend=backend,
             address=address,
+            on_run_stored=on_run_stored,
         )
     descriptions = {name: config.describe() for name, config in spec.strategies.items()}
     summaries = summarize(result.runs, descriptions)

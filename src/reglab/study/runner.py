@@ -20,7 +20,7 @@ import torch
 
 from reglab.data import Dataset, load_dataset, make_split
 from reglab.errors import ConfigError, ReglabError
-from reglab.study.checkpoints import checkpoint_path, save_checkpoint
+from reglab.study.checkpoints import commit_checkpoint, pending_checkpoint_path, save_checkpoint
 from reglab.study.spec import StudySpec
 from reglab.study.store import RunStore
 from reglab.training.config import RunConfig
@@ -158,6 +158,7 @@ def run_study(
     batched: bool = True,
     backend: str = "local",
     address: str | None = None,
+    on_run_stored: Callable[[dict[str, Any]], None] | None = None,
 ) -> StudyResult:
     """Train every strategy of ``spec`` over its seeds and store each run as it finishes.
 
@@ -182,6 +183,10 @@ def run_study(
             its runs are tasks that run in parallel, before the runs that use its choice.
         address: ``HOST:PORT`` of a running Ray cluster; None starts a local Ray instance
             bound to 127.0.0.1 for this call and shuts it down afterwards.
+        on_run_stored: called with the stored row (as :meth:`RunStore.finished_run`
+            returns it, with its history) of each run that finishes and is committed during
+            this call, before ``progress.run_finished``. Runs skipped as already stored and
+            runs of the learning-rate search are not passed.
 
     Raises:
         ConfigError: the backend or address is invalid, or Ray is needed and not installed.
@@ -194,7 +199,7 @@ def run_study(
     store.save_study(spec.name, spec.model_dump(mode="json"))
 
     with _open_backend(backend, address, dataset, device, progress) as trainer:
-        driver = _Driver(spec, store, trainer, progress)
+        driver = _Driver(spec, store, trainer, progress, on_run_stored)
 
         search = [
             [spec.run_config(name, spec.seeds[0], lr=lr, epochs=spec.search_epochs)]
@@ -370,11 +375,19 @@ def _open_backend(
 class _Driver:
     """Skips finished runs, hands the others to a trainer and stores each result as it arrives."""
 
-    def __init__(self, spec: StudySpec, store: RunStore, trainer: Trainer, progress: StudyProgress) -> None:
+    def __init__(
+        self,
+        spec: StudySpec,
+        store: RunStore,
+        trainer: Trainer,
+        progress: StudyProgress,
+        on_run_stored: Callable[[dict[str, Any]], None] | None = None,
+    ) -> None:
         self.spec = spec
         self.store = store
         self.trainer = trainer
         self.progress = progress
+        self.on_run_stored = on_run_stored
 
     def choose_lr(self, strategy: str) -> LearningRateChoice:
         def search(lr: float) -> float | None:
@@ -403,6 +416,8 @@ class _Driver:
                     pending.append(config)
                     continue
                 runs[config.key()] = finished
+                if role == "run":
+                    self._commit_checkpoint(config, finished["id"])
                 self.progress.run_finished(run_label(config, role), skipped=True)
             units += plan_units(pending, role=role, evaluate_test=evaluate_test, batched=batched)
 
@@ -411,13 +426,18 @@ class _Driver:
                 runs[config.key()] = self._store(config, result, role)
         return runs
 
+    def _commit_checkpoint(self, config: RunConfig, run_id: int) -> None:
+        """Give stored run ``run_id`` its pending checkpoint, if it has one and lacks its final file."""
+        if commit_checkpoint(self.store.path.parent, self.spec.name, config.key(), run_id) is None:
+            logger.info("run %d of %s has no weight checkpoint (trained on Ray or by an older reglab)", run_id, self.spec.name)
+
     def _store(self, config: RunConfig, result: RunResult | RunFailure, role: str) -> dict[str, Any]:
         """Store one result and return its stored row.
 
         A finished run with role ``"run"`` also gets a weight checkpoint next to the store
-        (:func:`reglab.study.checkpoints.checkpoint_path`), written after its row is committed.
-        NOTE: a process killed between the commit and the write leaves a stored run without
-        a checkpoint, and a resumed study skips that run, so it never gets one.
+        (:func:`reglab.study.checkpoints.checkpoint_path`). The weights are written to a
+        pending file before the row is committed and renamed after it, so a killed process
+        never leaves a stored run whose weights are lost (see :mod:`reglab.study.checkpoints`).
         A result without a model gets no checkpoint: results from Ray workers arrive with
         ``model`` set to None.
         """
@@ -427,10 +447,14 @@ class _Driver:
             self.progress.run_finished(label, skipped=False, error=result.error)
             return {"id": run_id, "status": "failed", "strategy": config.strategy, "seed": config.seed, "error": result.error}
 
-        run_id = self.store.save_run(self.spec.name, result, role=role)
         if role == "run" and result.model is not None:
-            save_checkpoint(result.model, checkpoint_path(self.store.path.parent, self.spec.name, run_id))
-        self.progress.run_finished(label, skipped=False)
+            save_checkpoint(result.model, pending_checkpoint_path(self.store.path.parent, self.spec.name, config.key()))
+        run_id = self.store.save_run(self.spec.name, result, role=role)
+        if role == "run":
+            self._commit_checkpoint(config, run_id)
         stored = self.store.finished_run(self.spec.name, config.key())
         assert stored is not None
+        if role == "run" and self.on_run_stored is not None:
+            self.on_run_stored(stored)
+        self.progress.run_finished(label, skipped=False)
         return stored

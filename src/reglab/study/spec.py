@@ -15,6 +15,16 @@ _NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 DEFAULT_LR_GRID = (0.1, 0.03, 0.01)
 
 
+def check_study_name(name: str) -> str:
+    """Return ``name``, or raise ValueError unless it is safe as one folder name inside the output folder."""
+    if not _NAME_PATTERN.match(name):
+        raise ValueError(
+            "must start with a letter or digit and contain only letters, digits, '.', '_' and '-' "
+            "(it names a folder inside the output folder)"
+        )
+    return name
+
+
 class StudySpec(_Settings):
     """What a study trains.
 
@@ -44,12 +54,7 @@ class StudySpec(_Settings):
     @field_validator("name")
     @classmethod
     def _check_name(cls, value: str) -> str:
-        if not _NAME_PATTERN.match(value):
-            raise ValueError(
-                "must start with a letter or digit and contain only letters, digits, '.', '_' and '-' "
-                "(it names a folder inside the output folder)"
-            )
-        return value
+        return check_study_name(value)
 
     @field_validator("model")
     @classmethod

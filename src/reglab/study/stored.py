@@ -21,10 +21,14 @@ def load_study_spec(store: RunStore, name: str) -> StudySpec:
     """Return the stored specification of study ``name``.
 
     Raises:
-        ConfigError: no study of that name is stored; the message lists the stored ones.
+        ConfigError: no study of that name is stored (the message lists the stored ones), or
+            the study was stored by ``reglab tune`` or ``reglab train`` and has no strategies
+            to compare (the message names the commands that show it).
     """
     data = store.study_spec(name)
-    if data is None or "strategies" not in data:
+    if data is not None and "strategies" not in data:
+        raise ConfigError(_not_a_comparison(name, data.get("command")))
+    if data is None:
         known = ", ".join(repr(study) for study in store.studies() if study != "train") or "none"
         raise ConfigError(f"study {name!r} not found in {store.path}; stored studies: {known}.")
     spec = StudySpec.model_validate(data)
@@ -35,6 +39,24 @@ def load_study_spec(store: RunStore, name: str) -> StudySpec:
         strategies = {"baseline": spec.strategies["baseline"], **spec.strategies}
         spec = spec.model_copy(update={"strategies": strategies})
     return spec
+
+
+def _not_a_comparison(name: str, command: str | None) -> str:
+    """Return the message for a stored study without strategies: which command made it and how to view it."""
+    if command == "tune":
+        return (
+            f"study {name!r} was created by 'reglab tune': it holds search trials and one final run, not "
+            "strategies to compare, so it has no comparison report. List its trials with "
+            f"'reglab runs --study {name} --role all', rank its final run with 'reglab leaderboard', "
+            "and print a run with 'reglab show RUN'."
+        )
+    if command == "train":
+        return (
+            f"study {name!r} holds the single runs of 'reglab train', not strategies to compare, so it has no "
+            f"comparison report. List them with 'reglab runs --study {name}' and print one with 'reglab show RUN'."
+        )
+    origin = f"created by 'reglab {command}'" if command else "stored without a command name"
+    return f"study {name!r} has no strategies to compare ({origin}), so it has no comparison report; list its runs with 'reglab runs --study {name} --role all'."
 
 
 def load_study_result(store: RunStore, name: str, dataset: Dataset | None = None) -> StudyResult:

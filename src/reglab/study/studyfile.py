@@ -6,9 +6,13 @@ strategy (``builtin: l2``) with some of its fields overridden. ``reglab init`` w
 commented example (:data:`EXAMPLE_STUDY_FILE`).
 
 Values given on the command line override the file's; :class:`StudyOverrides` contains them.
-Two keys set where the study trains rather than what it trains, so they are not part of the
-:class:`StudySpec`: ``backend`` (``local`` or ``ray``) and ``address`` (a Ray cluster's
-``HOST:PORT``); :func:`read_study_file` returns them.
+Three keys set where the study trains rather than what it trains, so they are not part of
+the :class:`StudySpec`: ``backend`` (``local`` or ``ray``), ``address`` (a Ray cluster's
+``HOST:PORT``) and ``device``; :func:`read_study_file` returns them.
+
+The same file may also hold a section per analysis command (``learning_curve:``, ...; see
+:mod:`reglab.study.analysis_sections`). ``reglab compare`` validates those sections but does
+not use them; :mod:`reglab.study.analysisfile` reads a study file for an analysis.
 """
 
 from __future__ import annotations
@@ -21,6 +25,15 @@ import yaml
 from pydantic import Field, StrictInt
 
 from reglab.errors import ConfigError
+from reglab.study.analysis_sections import (
+    BiasVarianceSection,
+    BoundariesSection,
+    CapacitySection,
+    GeometrySection,
+    LearningCurveSection,
+    McCurveSection,
+    ValidationCurveSection,
+)
 from reglab.study.spec import DEFAULT_LR_GRID, StudySpec
 from reglab.study.strategies import (
     DEFAULT_STRATEGY_NAMES,
@@ -56,15 +69,24 @@ class StudyFile(_Settings):
     strategies: Union[list[str], dict[str, Union[dict[str, Any], None]], None] = None
     backend: Literal["local", "ray"] = "local"
     address: str | None = None
+    device: str | None = None
+    learning_curve: LearningCurveSection | None = None
+    validation_curve: ValidationCurveSection | None = None
+    bias_variance: BiasVarianceSection | None = None
+    boundaries: BoundariesSection | None = None
+    geometry: GeometrySection | None = None
+    mc_curve: McCurveSection | None = None
+    capacity: CapacitySection | None = None
 
 
 @dataclass
 class StudyFileContents:
-    """A study file's :class:`StudySpec` and where its runs train."""
+    """A study file's :class:`StudySpec` and where its runs train (``device`` None: not set)."""
 
     spec: StudySpec
     backend: str = "local"
     address: str | None = None
+    device: str | None = None
 
 
 @dataclass
@@ -106,7 +128,7 @@ def load_study_file(path: str | Path, overrides: StudyOverrides | None = None) -
 
 
 def read_study_file(path: str | Path, overrides: StudyOverrides | None = None) -> StudyFileContents:
-    """Read a YAML study file and return its validated :class:`StudySpec`, backend and address.
+    """Read a YAML study file and return its validated :class:`StudySpec`, backend, address and device.
 
     Args:
         path: the study file.
@@ -118,6 +140,23 @@ def read_study_file(path: str | Path, overrides: StudyOverrides | None = None) -
             range (the message gives the path to the key, e.g. ``strategies.l2.l2``).
     """
     path = Path(path)
+    data = load_study_mapping(path)
+    try:
+        spec = study_spec_from_dict(data, overrides, default_name=path.stem)
+        study_file = validate(StudyFile, data)
+        backend, address = _resolve_backend(study_file, overrides or StudyOverrides())
+    except ConfigError as error:
+        raise ConfigError(f"invalid study file '{path}':\n{error}") from None
+    return StudyFileContents(spec, backend, address, study_file.device)
+
+
+def load_study_mapping(path: Path) -> dict[str, Any]:
+    """Read a study file's YAML (with ``safe_load``) and return its top-level mapping, unvalidated.
+
+    Raises:
+        ConfigError: the file is missing or unreadable, is not valid YAML (the message gives
+            the line and column), or does not contain a mapping.
+    """
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -137,12 +176,7 @@ def read_study_file(path: str | Path, overrides: StudyOverrides | None = None) -
             f"study file '{path}' must contain a mapping of settings (name, dataset, strategies, ...), "
             f"got a {type(data).__name__}."
         )
-    try:
-        spec = study_spec_from_dict(data, overrides, default_name=path.stem)
-        backend, address = _resolve_backend(validate(StudyFile, data), overrides or StudyOverrides())
-    except ConfigError as error:
-        raise ConfigError(f"invalid study file '{path}':\n{error}") from None
-    return StudyFileContents(spec, backend, address)
+    return data
 
 
 def _resolve_backend(study_file: StudyFile, overrides: StudyOverrides) -> tuple[str, str | None]:
@@ -167,16 +201,7 @@ def study_spec_from_dict(
 
     strategies = _resolve_strategies(study_file, overrides)
     optimizer, lr_grid = _resolve_learning_rate(study_file, overrides)
-    if overrides.seeds is not None:
-        seeds: int | list[int] = overrides.seeds
-    else:
-        seeds = study_file.seeds
-    if isinstance(seeds, int):
-        if seeds < 1:
-            raise ConfigError(f"seeds: a count of seeds must be >= 1, got {seeds!r}")
-        seeds = list(range(seeds))
-    if any(seed < 0 for seed in seeds) or len(set(seeds)) != len(seeds):
-        raise ConfigError(f"seeds: expected distinct seeds >= 0, got {seeds!r}")
+    seeds = resolve_seeds(_pick(overrides.seeds, study_file.seeds))
 
     spec_data = {
         "name": _pick(overrides.name, study_file.name, default_name),
@@ -193,6 +218,21 @@ def study_spec_from_dict(
         "test_fraction": study_file.test_fraction,
     }
     return validate(StudySpec, spec_data)
+
+
+def resolve_seeds(seeds: int | list[int]) -> list[int]:
+    """Return the seeds of a study file's ``seeds``: a count ``n`` means 0, 1, ..., n-1.
+
+    Raises:
+        ConfigError: a count below 1, a negative seed or a repeated seed.
+    """
+    if isinstance(seeds, int):
+        if seeds < 1:
+            raise ConfigError(f"seeds: a count of seeds must be >= 1, got {seeds!r}")
+        seeds = list(range(seeds))
+    if any(seed < 0 for seed in seeds) or len(set(seeds)) != len(seeds):
+        raise ConfigError(f"seeds: expected distinct seeds >= 0, got {seeds!r}")
+    return seeds
 
 
 def _pick(*values: Any) -> Any:
@@ -428,21 +468,32 @@ strategies:
   mixup-smoothing:
     mixup: 0.2
     label_smoothing: 0.1
+
+# The analysis commands (learning-curve, validation-curve, bias-variance, boundaries,
+# geometry, mc-curve, capacity) read study files too: the settings above that they can
+# apply, plus a section of their own. 'reglab init --analysis learning-curve' writes one.
 """
 
 
-def write_example_study_file(path: str | Path, *, overwrite: bool = False) -> Path:
-    """Write :data:`EXAMPLE_STUDY_FILE` to ``path``.
+def write_example_study_file(path: str | Path, *, overwrite: bool = False, analysis: str | None = None) -> Path:
+    """Write :data:`EXAMPLE_STUDY_FILE`, or the example of analysis command ``analysis``, to ``path``.
 
     Raises:
-        ConfigError: the file exists and ``overwrite`` is False, or it cannot be written.
+        ConfigError: ``analysis`` is not an analysis command, the file exists and
+            ``overwrite`` is False, or it cannot be written.
     """
+    from reglab.study.analysis_examples import example_analysis_file
+    from reglab.study.analysis_sections import SECTIONS
+
     path = Path(path)
+    if analysis is not None and analysis not in SECTIONS:
+        raise ConfigError(f"--analysis must be one of {', '.join(SECTIONS)}, got {analysis!r}.")
     if path.exists() and not overwrite:
         raise ConfigError(f"'{path}' already exists; choose another path or pass --force to overwrite it.")
+    text = EXAMPLE_STUDY_FILE if analysis is None else example_analysis_file(analysis, str(path))
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(EXAMPLE_STUDY_FILE, encoding="utf-8")
+        path.write_text(text, encoding="utf-8")
     except OSError as error:
         raise ConfigError(f"cannot write the study file '{path}': {error.strerror or error}.") from None
     return path

@@ -53,6 +53,30 @@ def write_tensorboard_scalars(study: str, runs: Sequence[dict[str, Any]], folder
     return written
 
 
+class LiveScalars:
+    """Write each run's scalars as soon as the study stores it, for ``on_run_stored`` of :func:`run_study`.
+
+    TensorBoard shows a run while the study goes on. :meth:`write_all` at the end adds the
+    runs that the study skipped as already stored; folders written before are skipped.
+
+    Raises:
+        ConfigError: the ``tensorboard`` package is not installed (raised on construction).
+    """
+
+    def __init__(self, study: str, folder: str | Path) -> None:
+        check_tensorboard()
+        self.study = study
+        self.folder = Path(folder)
+        self.written: list[Path] = []
+
+    def __call__(self, run: dict[str, Any]) -> None:
+        self.write_all([run])
+
+    def write_all(self, runs: Sequence[dict[str, Any]]) -> None:
+        """Write the runs whose log folders do not exist yet, and remember their folders."""
+        self.written += write_tensorboard_scalars(self.study, runs, self.folder)
+
+
 def _summary_writer_class() -> Any:
     """Return :class:`torch.utils.tensorboard.SummaryWriter`, or raise ConfigError without tensorboard."""
     try:

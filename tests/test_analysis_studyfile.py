@@ -60,7 +60,7 @@ def test_file_values_by_option_name(tmp_path):
         ("learning-curve", "learning_curve: {match_steps: 'yes'}", "learning_curve.match_steps: Input should be a valid boolean, got 'yes'"),
         ("learning-curve", "learning_curve: {sizes: [300, 1.5]}", "learning_curve.sizes: item 1 is a fraction of the training split and must be in (0, 1], got [300, 1.5]"),
         ("learning-curve", "learning_curve: {strategy: l3}", "learning_curve.strategy: expected one built-in strategy of baseline"),
-        ("validation-curve", "validation_curve: {param: weight}", "validation_curve.param: expected one of l2, l1, dropout, max-norm, got 'weight'"),
+        ("validation-curve", "validation_curve: {param: weight}", "validation_curve.param: expected one of l2, l1, dropout, dropconnect, max-norm, got 'weight'"),
         ("validation-curve", "validation_curve: {values: [0.1, -1]}", "validation_curve.values.1: Input should be greater than or equal to 0, got -1"),
         ("boundaries", "boundaries: {dropout: [0.2, 1.0]}", "boundaries.dropout.1: Input should be less than 1, got 1.0"),
         ("mc-curve", "mc_curve: {samples: [0]}", "mc_curve.samples.0: Input should be greater than or equal to 1, got 0"),

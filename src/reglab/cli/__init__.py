@@ -23,6 +23,7 @@ from reglab.cli.runs import runs, show
 from reglab.cli.geometry import geometry
 from reglab.cli.mc_curve import mc_curve
 from reglab.cli.train import train
+from reglab.cli.compete import compete
 from reglab.cli.tune import tune
 from reglab.cli.learning_curve import learning_curve
 from reglab.cli.validation_curve import validation_curve
@@ -52,6 +53,7 @@ app.command(name="learning-curve")(handle_errors(learning_curve))
 app.command(name="validation-curve")(handle_errors(validation_curve))
 app.command(name="bias-variance")(handle_errors(bias_variance))
 app.command()(handle_errors(tune))
+app.command()(handle_errors(compete))
 
 
 def main() -> None:

@@ -1,0 +1,95 @@
+"""``reglab compete``: the best-known recipe for a data set within a wall-clock budget."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich import box
+from rich.table import Table
+
+from reglab.cli._common import (
+    DataDirOption,
+    DeviceOption,
+    DownloadOption,
+    OutOption,
+    QuietOption,
+    console,
+    percent,
+    prepare_output_folder,
+)
+
+
+def compete(
+    dataset: str = typer.Option(
+        "fashion-mnist", "--dataset", "-d", help="Data set: fashion-mnist, mnist, mnist-5k, digits, csv:PATH, ..."
+    ),
+    budget: str = typer.Option("30m", "--budget", help="Wall-clock budget, e.g. 30m, 90s, 1h or 1h30m."),
+    seed: int = typer.Option(0, "--seed", min=0, help="Seed of the split and of every run."),
+    verify: bool = typer.Option(
+        False, "--verify", help="Keep half of the training time for a reproduction of the final run."
+    ),
+    out: Path = OutOption,
+    device: str = DeviceOption,
+    data_dir: Optional[Path] = DataDirOption,
+    download: bool = DownloadOption,
+    quiet: bool = QuietOption,
+) -> None:
+    """Select a recipe on validation data, train it within the budget and evaluate the test set once."""
+    from reglab.study.compete import compete as run_compete
+    from reglab.study.compete import parse_budget
+    from reglab.study.store import RunStore
+
+    budget_seconds = parse_budget(budget)
+    out = prepare_output_folder(out)
+
+    def say(text: str) -> None:
+        if not quiet:
+            console.print(text, highlight=False)
+
+    def show_epoch(epoch: int, row: dict[str, float]) -> None:
+        say(f"epoch {epoch:3d}  train_acc {percent(row['train_acc'])}%  val_acc {percent(row['val_acc'])}%  ({row['seconds']:.0f} s)")
+
+    with RunStore(out / "reglab.db") as store:
+        result = run_compete(
+            dataset,
+            budget_seconds,
+            store,
+            seed=seed,
+            device=device,
+            verify=verify,
+            data_dir=str(data_dir) if data_dir else None,
+            download=download,
+            on_message=say,
+            on_epoch_end=show_epoch,
+        )
+
+    folder = out / result.study
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "compete.json").write_text(json.dumps(asdict(result), indent=2) + "\n")
+
+    probes = Table(title="selection on validation data", box=box.SIMPLE_HEAD)
+    for column in ("recipe", "probe epochs", "val %", "s / epoch", "note"):
+        probes.add_column(column, justify="left" if column in ("recipe", "note") else "right")
+    for probe in result.probes:
+        probes.add_row(
+            probe.recipe,
+            str(probe.epochs),
+            percent(probe.val_acc) if probe.val_acc is not None else "–",
+            f"{probe.seconds_per_epoch:.1f}" if probe.seconds_per_epoch is not None else "–",
+            probe.note,
+        )
+    console.print(probes)
+
+    verdict = {True: "✓ identical", False: "✗ mismatch", None: "not run (no time left)"}[result.verified]
+    console.print(
+        f"[bold]{result.recipe}[/bold] ({result.model}; {result.description}): "
+        f"test accuracy {percent(result.test_acc)}% after {result.epochs} epochs "
+        f"(weights of epoch {result.best_epoch}, validation {percent(result.val_acc)}%), "
+        f"{result.seconds / 60:.1f} of {result.budget_seconds / 60:.1f} min. Reproduction: {verdict}.",
+        highlight=False,
+    )
+    console.print(f"Stored as run {result.run_id} of study {result.study!r} in {out / 'reglab.db'}; see `reglab leaderboard`.")

@@ -1,0 +1,345 @@
+"""``reglab compete``: the best-known recipe for a data set, trained within a wall-clock budget.
+
+A competition run goes through four steps, all on one seeded three-way split:
+
+1. **Selection.** Each candidate recipe for the data set trains a short probe (the same
+   number of epochs for every candidate, with its schedule compressed to that length) and is
+   scored by validation accuracy. The sealed test set stays closed. At most a third of the
+   budget goes to the probes; candidates that do not fit are skipped and the output says so.
+2. **Sizing.** The probes measure the time of one epoch of each recipe, which fixes how many
+   epochs the chosen recipe can train in the time left. The epoch count, not the clock,
+   enters the run's settings, so the run can be reproduced exactly.
+3. **The final run** trains the chosen recipe for that many epochs, keeps the weights of its
+   best validation epoch, and evaluates the sealed test set once. It is stored like any
+   other run, so ``reglab leaderboard`` ranks it.
+4. **Verification.** When the time left allows a second training (or ``verify`` reserves
+   it), :func:`reglab.study.reproduce.reproduce_run` retrains the stored run and stores its
+   verdict, which the leaderboard shows.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from reglab.data import Split, load_dataset, make_split
+from reglab.errors import ConfigError
+from reglab.study.store import RunStore
+from reglab.training.config import RunConfig, validate
+from reglab.training.fit import RunResult, fit
+
+logger = logging.getLogger(__name__)
+
+# Share of the budget that the probes of the selection step may use.
+SELECTION_SHARE = 1 / 3
+
+# Epochs of each probe, when the budget allows; fewer when it does not, never under one.
+PROBE_EPOCHS = 3
+
+# The time kept back for evaluating and storing the final run, as a share of the budget.
+RESERVE_SHARE = 0.05
+
+_DURATION = re.compile(r"^(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s)?$")
+
+
+def parse_budget(text: str) -> float:
+    """Parse a duration such as ``30m``, ``90s``, ``1h`` or ``1h30m`` into seconds.
+
+    A bare number counts seconds.
+
+    Raises:
+        ConfigError: the text is not a positive duration; the message shows the accepted forms.
+    """
+    value = text.strip().lower()
+    try:
+        seconds = float(value)
+    except ValueError:
+        match = _DURATION.match(value)
+        if not value or match is None:
+            raise ConfigError(
+                f"compete: budget must be a duration such as 30m, 90s, 1h or 1h30m, got {text!r}."
+            ) from None
+        hours, minutes, secs = (float(part) if part else 0.0 for part in match.groups())
+        seconds = 3600 * hours + 60 * minutes + secs
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise ConfigError(f"compete: budget must be a positive duration such as 30m, got {text!r}.")
+    return seconds
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """One candidate: a model, its regularizers, its optimizer and schedule.
+
+    Attributes:
+        name: the recipe's name, stored as the run's strategy.
+        model: a model spec, see :func:`reglab.nn.models.parse_model_spec`.
+        regularization: :class:`~reglab.training.config.StrategyConfig` settings.
+        optimizer: :class:`~reglab.training.config.OptimizerSettings` settings.
+        batch_size: the minibatch size.
+        max_epochs: the recipe does not gain from more epochs than this.
+    """
+
+    name: str
+    model: str
+    regularization: dict[str, Any]
+    optimizer: dict[str, Any]
+    batch_size: int = 128
+    max_epochs: int = 60
+
+    def config(self, dataset: str, seed: int, epochs: int) -> RunConfig:
+        """Return the validated run settings of this recipe for ``epochs`` epochs."""
+        schedule = self.optimizer.get("schedule")
+        optimizer = dict(self.optimizer)
+        if schedule is not None and schedule.get("warmup_epochs", 0) >= epochs:
+            optimizer["schedule"] = {**schedule, "warmup_epochs": max(0, epochs - 1) // 3}
+        return validate(
+            RunConfig,
+            {
+                "dataset": dataset,
+                "model": self.model,
+                "strategy": self.name,
+                "regularization": self.regularization,
+                "optimizer": optimizer,
+                "batch_size": self.batch_size,
+                "epochs": epochs,
+                "seed": seed,
+            },
+            f"compete.{self.name}",
+        )
+
+
+def _sgd(lr: float, warmup_epochs: int = 1) -> dict[str, Any]:
+    return {"name": "sgd", "lr": lr, "momentum": 0.9, "schedule": {"name": "cosine", "warmup_epochs": warmup_epochs}}
+
+
+def recipes_for(dataset: str, input_shape: tuple[int, ...]) -> list[Recipe]:
+    """Return the candidate recipes for a data set, most promising first.
+
+    Images of at least 16x16 pixels get a small CNN with BatchNorm, dropout after the pooled
+    blocks and in the classifier, label smoothing, decoupled weight decay and a cosine
+    schedule with one warm-up epoch; the candidates differ in the regularization through the
+    data (the data set's default augmentation, random erasing, or both). Other inputs get an
+    MLP with dropout. The recipes follow common practice for these data sets, not a search
+    on their test sets.
+    """
+    common = {"label_smoothing": 0.1, "weight_decay": 5e-4, "early_stopping": None}
+    images = len(input_shape) == 3 and min(input_shape[1:]) >= 16
+    if images:
+        model = "cnn:32,64:bn"
+        dropout = {"p": [0.1, 0.1, 0.5], "input_p": 0.0}
+        return [
+            Recipe("cnn-augment", model, {**common, "dropout": dropout, "augment": True}, _sgd(0.05)),
+            Recipe(
+                "cnn-augment-erasing",
+                model,
+                {**common, "dropout": dropout, "augment": True, "random_erasing": 0.5},
+                _sgd(0.05),
+            ),
+            Recipe("cnn-erasing", model, {**common, "dropout": dropout, "random_erasing": 0.5}, _sgd(0.05)),
+        ]
+
+    dropout = {"p": 0.5, "input_p": 0.2 if len(input_shape) == 3 else 0.0}
+    return [
+        Recipe("mlp-dropout", "mlp:512,512", {**common, "dropout": dropout}, _sgd(0.05)),
+        Recipe("mlp-dropout-slow", "mlp:512,512", {**common, "dropout": dropout}, _sgd(0.02)),
+    ]
+
+
+@dataclass
+class Probe:
+    """The selection score of one candidate."""
+
+    recipe: str
+    epochs: int
+    val_acc: float | None
+    seconds_per_epoch: float | None
+    note: str = ""
+
+
+@dataclass
+class CompeteResult:
+    """What ``reglab compete`` did, in the form it writes to ``compete.json``.
+
+    Attributes:
+        study: the study name under which the runs are stored.
+        recipe: the chosen recipe's name.
+        description: the chosen recipe's settings in words.
+        model: its model spec.
+        run_id: the stored final run.
+        epochs: the final run's epoch budget.
+        best_epoch: the epoch whose weights were kept.
+        val_acc: validation accuracy of the kept weights.
+        test_acc: the single sealed test evaluation.
+        seconds: wall-clock seconds of the whole competition.
+        budget_seconds: the budget.
+        verified: True or False after a reproduction, None when none fitted the budget.
+        probes: the selection scores.
+    """
+
+    study: str
+    recipe: str
+    description: str
+    model: str
+    run_id: int
+    epochs: int
+    best_epoch: int
+    val_acc: float
+    test_acc: float
+    seconds: float
+    budget_seconds: float
+    verified: bool | None
+    probes: list[Probe] = field(default_factory=list)
+
+
+ProgressCallback = Callable[[str], None]
+
+
+def compete(
+    dataset: str,
+    budget_seconds: float,
+    store: RunStore,
+    *,
+    seed: int = 0,
+    device: str = "cpu",
+    verify: bool = False,
+    data_dir: str | None = None,
+    download: bool = False,
+    recipes: list[Recipe] | None = None,
+    on_message: ProgressCallback | None = None,
+    on_epoch_end: Callable[[int, dict[str, float]], None] | None = None,
+) -> CompeteResult:
+    """Select a recipe on validation data, train it within the budget and evaluate it once.
+
+    Args:
+        dataset: a data set name, see :func:`reglab.data.load_dataset`.
+        budget_seconds: the wall-clock budget of the whole competition.
+        store: where the probes (role ``selection``) and the final run (role ``run``) go.
+        seed: the seed of the split and of every run.
+        device: where to train.
+        verify: size the final run so that a reproduction fits in the budget as well.
+        data_dir: a folder with the data set's files.
+        download: allow torchvision's downloader.
+        recipes: the candidates; :func:`recipes_for` by default.
+        on_message: called with a line of text at each step.
+        on_epoch_end: called after each epoch of the final run.
+
+    Returns:
+        The :class:`CompeteResult`.
+
+    Raises:
+        ConfigError: the budget cannot fit one probe epoch and one final epoch; the message
+            gives the measured epoch time and the smallest useful budget.
+    """
+    started = time.perf_counter()
+    say = on_message or (lambda text: logger.info(text))
+    data = load_dataset(dataset, data_dir=data_dir, download=download)
+    split = make_split(data, seed=seed)
+    candidates = recipes if recipes is not None else recipes_for(dataset, tuple(split.train.x.shape[1:]))
+    study = f"compete-{dataset}"
+    store.save_study(study, {"command": "compete", "dataset": dataset, "budget_seconds": budget_seconds, "seed": seed})
+
+    def elapsed() -> float:
+        return time.perf_counter() - started
+
+    # Selection on validation data.
+    probes = _select(candidates, dataset, split, seed, device, store, study, budget_seconds, elapsed, say)
+    scored = [probe for probe in probes if probe.val_acc is not None]
+    best = max(scored, key=lambda probe: probe.val_acc)
+    recipe = next(candidate for candidate in candidates if candidate.name == best.recipe)
+    say(f"chose {recipe.name} (validation accuracy {best.val_acc:.4f} after {best.epochs} probe epoch(s))")
+
+    # Sizing from the measured epoch time.
+    left = budget_seconds * (1 - RESERVE_SHARE) - elapsed()
+    share = left / 2 if verify else left
+    epochs = min(recipe.max_epochs, int(share // best.seconds_per_epoch))
+    if epochs < 1:
+        needed = elapsed() + best.seconds_per_epoch * (2 if verify else 1) / (1 - RESERVE_SHARE)
+        raise ConfigError(
+            f"compete: budget {budget_seconds:.0f} s leaves no time for the final run after selection "
+            f"(one epoch of {recipe.name} takes about {best.seconds_per_epoch:.0f} s); give at least "
+            f"--budget {math.ceil(needed * 1.5)}s."
+        )
+
+    # The final run, evaluated once on the sealed test set.
+    config = recipe.config(dataset, seed, epochs)
+    say(f"training {recipe.name} for {epochs} epoch(s): {config.regularization.describe()}")
+    split = make_split(data, seed=seed, val_fraction=config.val_fraction, test_fraction=config.test_fraction)
+    result = fit(config, split, device=device, on_epoch_end=on_epoch_end)
+    run_id = store.save_run(study, result)
+    _save_weights(store, study, run_id, result)
+
+    # Verification, when it fits.
+    verified = None
+    train_seconds = result.timings["total_seconds"]
+    if elapsed() + train_seconds * 1.1 <= budget_seconds:
+        from reglab.study.reproduce import reproduce_run
+
+        say(f"reproducing run {run_id} to verify it")
+        verified = reproduce_run(store, run_id, device=device, data_dir=data_dir).identical
+    else:
+        say(f"no time left to reproduce run {run_id}; run `reglab reproduce {run_id}` to verify it")
+
+    return CompeteResult(
+        study=study,
+        recipe=recipe.name,
+        description=config.regularization.describe(),
+        model=config.model,
+        run_id=run_id,
+        epochs=epochs,
+        best_epoch=result.best_epoch,
+        val_acc=result.final_metrics["val_acc"],
+        test_acc=result.test_metrics["test_acc"],
+        seconds=elapsed(),
+        budget_seconds=budget_seconds,
+        verified=verified,
+        probes=probes,
+    )
+
+
+def _select(
+    candidates: list[Recipe],
+    dataset: str,
+    split: Split,
+    seed: int,
+    device: str,
+    store: RunStore,
+    study: str,
+    budget_seconds: float,
+    elapsed: Callable[[], float],
+    say: ProgressCallback,
+) -> list[Probe]:
+    """Train a short probe of each candidate and score it on validation data."""
+    probes: list[Probe] = []
+    limit = budget_seconds * SELECTION_SHARE
+    epochs = PROBE_EPOCHS
+    for position, recipe in enumerate(candidates):
+        # Shorten the probes once the first one shows they would not fit.
+        if probes and probes[0].seconds_per_epoch is not None:
+            per_epoch = probes[0].seconds_per_epoch
+            remaining = limit - elapsed()
+            if remaining < per_epoch * (len(candidates) - position) * epochs:
+                epochs = max(1, int(remaining // (per_epoch * (len(candidates) - position))))
+            if elapsed() + per_epoch * epochs > limit:
+                probes.append(Probe(recipe.name, 0, None, None, "skipped: the selection share of the budget was spent"))
+                say(f"skipped {recipe.name}: the selection share of the budget was spent")
+                continue
+
+        config = recipe.config(dataset, seed, epochs)
+        result = fit(config, split, device=device, evaluate_test=False)
+        store.save_run(study, result, role="selection")
+        seconds = sum(row["seconds"] for row in result.history) / len(result.history)
+        probes.append(Probe(recipe.name, epochs, result.final_metrics["val_acc"], seconds))
+        say(f"probe {recipe.name}: validation accuracy {result.final_metrics['val_acc']:.4f} ({seconds:.1f} s per epoch)")
+    return probes
+
+
+def _save_weights(store: RunStore, study: str, run_id: int, result: RunResult) -> None:
+    from reglab.study.checkpoints import checkpoint_path, save_checkpoint
+
+    if result.model is not None:
+        save_checkpoint(result.model, checkpoint_path(store.path.parent, study, run_id))

@@ -1,0 +1,95 @@
+"""``reglab compete``: selection on validation data, a budget-sized final run, one test evaluation."""
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from reglab.cli import app
+from reglab.errors import ConfigError
+from reglab.study import RunStore
+from reglab.study.compete import Recipe, compete, parse_budget, recipes_for
+from reglab.study.leaderboard import build_leaderboard
+
+runner = CliRunner()
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("30m", 1800), ("90s", 90), ("1h", 3600), ("1h30m", 5400), ("2.5m", 150), ("45", 45), (" 10M ", 600)],
+)
+def test_parse_budget(text, seconds):
+    assert parse_budget(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["", "soon", "30 min", "-5m", "0", "m", "nan", "inf"])
+def test_parse_budget_rejects_bad_text(text):
+    with pytest.raises(ConfigError, match=r"compete: budget must be .*got"):
+        parse_budget(text)
+
+
+def test_recipes_depend_on_the_input():
+    assert all(recipe.model.startswith("cnn") for recipe in recipes_for("fashion-mnist", (1, 28, 28)))
+    assert all(recipe.model.startswith("mlp") for recipe in recipes_for("digits", (1, 8, 8)))
+    assert all(recipe.model.startswith("mlp") for recipe in recipes_for("moons", (2,)))
+
+
+def _recipes():
+    sgd = {"name": "sgd", "lr": 0.05}
+    return [
+        Recipe("tiny-lr", "mlp:16", {}, {"name": "sgd", "lr": 1e-5}, batch_size=64, max_epochs=4),
+        Recipe("good-lr", "mlp:16", {"dropout": {"p": 0.1}}, sgd, batch_size=64, max_epochs=4),
+    ]
+
+
+def test_compete_selects_on_validation_and_opens_the_test_set_once(tmp_path):
+    with RunStore(tmp_path / "reglab.db") as store:
+        result = compete("digits", 600, store, recipes=_recipes())
+        runs = store.runs(result.study, role=None)
+        board = build_leaderboard(store)
+
+    # The recipe with a usable learning rate wins on validation accuracy.
+    assert result.recipe == "good-lr"
+    assert [probe.recipe for probe in result.probes] == ["tiny-lr", "good-lr"]
+    assert result.probes[1].val_acc > result.probes[0].val_acc
+
+    # Probes never open the test set; the final run opens it once and is capped by max_epochs.
+    probes = [run for run in runs if run["role"] == "selection"]
+    final = [run for run in runs if run["role"] == "run"]
+    assert len(probes) == 2 and all(not run["test_accesses"] for run in probes)
+    assert len(final) == 1 and len(final[0]["test_accesses"]) == 1
+    assert result.epochs == 4 and final[0]["config"]["epochs"] == 4
+
+    # A 600 s budget leaves time to reproduce; the verdict reaches the leaderboard.
+    assert result.verified is True
+    assert [entry.run_id for entry in board.entries] == [result.run_id]
+    assert board.entries[0].verified is True
+    assert "dropout" in board.entries[0].settings
+    assert (tmp_path / result.study / "checkpoints" / f"run-{result.run_id}.pt").is_file()
+
+
+def test_budget_too_small_names_the_budget_and_the_fix(tmp_path):
+    with RunStore(tmp_path / "reglab.db") as store:
+        with pytest.raises(ConfigError, match=r"budget 0 s leaves no time .* give at least --budget \d+s"):
+            compete("digits", 0.001, store, recipes=_recipes()[1:])
+        # The probe that finished is kept.
+        assert len(store.runs("compete-digits", role="selection")) == 1
+
+
+def test_compete_command_writes_its_record(tmp_path):
+    result = runner.invoke(app, ["compete", "--dataset", "digits", "--budget", "5s", "--out", str(tmp_path), "--quiet"])
+
+    assert result.exit_code == 0, result.output
+    record = json.loads((tmp_path / "compete-digits" / "compete.json").read_text())
+    assert record["recipe"] in {recipe.name for recipe in recipes_for("digits", (1, 8, 8))}
+    assert 0.5 < record["test_acc"] <= 1.0
+    assert record["seconds"] < 30
+    assert "see `reglab leaderboard`" in result.output
+
+
+def test_compete_command_rejects_a_bad_budget(tmp_path):
+    result = runner.invoke(app, ["compete", "--dataset", "digits", "--budget", "half an hour", "--out", str(tmp_path)])
+
+    assert result.exit_code == 2
+    assert "budget must be a duration such as 30m" in result.output
+    assert not (tmp_path / "reglab.db").exists()

@@ -237,7 +237,7 @@ def bias_variance_decomposition(
     test = split.test.open(f"bias-variance decomposition of {', '.join(regularizations)}")
     targets = test.y.cpu().numpy()
     decompositions = [
-        _decompose(name, _predict_grid(grid, test.x), targets) for name, grid in models.items()
+        decompose_strategy(name, predict_grid(grid, test.x), targets) for name, grid in models.items()
     ]
     return BiasVarianceResult(
         dataset=data.name,
@@ -250,7 +250,7 @@ def bias_variance_decomposition(
 
 
 @torch.no_grad()
-def _predict_grid(grid: list[list[tuple[Split, torch.nn.Module]]], x: torch.Tensor) -> np.ndarray:
+def predict_grid(grid: list[list[tuple[Split, torch.nn.Module]]], x: torch.Tensor) -> np.ndarray:
     """Return the class probabilities of every model in eval mode, shape ``(B, S, N, K)``."""
     probabilities = []
     for row in grid:
@@ -264,7 +264,12 @@ def _predict_grid(grid: list[list[tuple[Split, torch.nn.Module]]], x: torch.Tens
     return np.array(probabilities)
 
 
-def _decompose(name: str, probabilities: np.ndarray, targets: np.ndarray) -> StrategyDecomposition:
+def decompose_strategy(name: str, probabilities: np.ndarray, targets: np.ndarray) -> StrategyDecomposition:
+    """Decompose one strategy's error from its class probabilities of shape ``(B, S, N, K)``.
+
+    ``B`` bootstrap samples times ``S`` seeds of predictions on ``N`` examples with ``K``
+    classes; ``targets`` holds the ``N`` true labels.
+    """
     bootstraps, seeds, n, k = probabilities.shape
     flat = probabilities.reshape(bootstraps * seeds, n, k)
     labels = flat.argmax(axis=2)

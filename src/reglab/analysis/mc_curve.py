@@ -19,6 +19,7 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -72,39 +73,54 @@ class MCCurveResult:
 
     def rows(self) -> list[dict[str, float | int | str]]:
         """Return one CSV row per seed, mean and T, and one per seed for the deterministic prediction."""
-        rows: list[dict[str, float | int | str]] = []
-        for index, seed in enumerate(self.seeds):
-            rows.append(
-                {
-                    "seed": seed,
-                    "mean": "deterministic",
-                    "samples": 1,
-                    "test_acc": float(self.deterministic_accuracy[index]),
-                    "test_nll": float(self.deterministic_nll[index]),
-                }
-            )
-            for mean in MEANS:
-                for column, samples in enumerate(self.samples):
-                    rows.append(
-                        {
-                            "seed": seed,
-                            "mean": mean,
-                            "samples": samples,
-                            "test_acc": float(self.accuracy[mean][index, column]),
-                            "test_nll": float(self.nll[mean][index, column]),
-                        }
-                    )
-        return rows
+        return curve_rows(self, self.samples, "test", [{"seed": seed} for seed in self.seeds])
 
 
-def _scores(probabilities: Tensor, labels: Tensor) -> tuple[float, float]:
+def curve_rows(curve: Any, samples: list[int], split: str, keys: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Return the CSV rows of Monte-Carlo curves, one trained network per entry of ``keys``.
+
+    Args:
+        curve: an object with ``deterministic_accuracy`` and ``deterministic_nll`` of shape
+            ``(networks,)``, and ``accuracy`` and ``nll`` mapping each mean to an array of
+            shape ``(networks, len(samples))``.
+        samples: the numbers of passes T, one per column.
+        split: the prefix of the metric columns, e.g. ``"test"`` for ``test_acc``.
+        keys: the leading columns of each network's rows, such as its seed.
+    """
+    rows: list[dict[str, Any]] = []
+    for index, key in enumerate(keys):
+        rows.append(
+            {
+                **key,
+                "mean": "deterministic",
+                "samples": 1,
+                f"{split}_acc": float(curve.deterministic_accuracy[index]),
+                f"{split}_nll": float(curve.deterministic_nll[index]),
+            }
+        )
+        for mean in MEANS:
+            for column, count in enumerate(samples):
+                rows.append(
+                    {
+                        **key,
+                        "mean": mean,
+                        "samples": count,
+                        f"{split}_acc": float(curve.accuracy[mean][index, column]),
+                        f"{split}_nll": float(curve.nll[mean][index, column]),
+                    }
+                )
+    return rows
+
+
+def score_probabilities(probabilities: Tensor, labels: Tensor) -> tuple[float, float]:
+    """Return the accuracy and the mean negative log-likelihood of ``(N, C)`` class probabilities."""
     accuracy = (probabilities.argmax(dim=1) == labels).float().mean().item()
     picked = probabilities.gather(1, labels.view(-1, 1)).squeeze(1)
     nll = -picked.clamp_min(MIN_PROBABILITY).log().mean().item()
     return accuracy, nll
 
 
-def _single_pass(model: nn.Module, x: Tensor, generator: torch.Generator) -> Tensor:
+def single_pass(model: nn.Module, x: Tensor, generator: torch.Generator) -> Tensor:
     """Return the class probabilities of one pass with dropout on and everything else in eval mode."""
     with preserved_training_modes(model), torch.no_grad(), torch.random.fork_rng(devices=[]):
         torch.manual_seed(int(torch.randint(0, 2**62, (1,), generator=generator)))
@@ -211,7 +227,7 @@ def mc_dropout_curve(
 
             with torch.no_grad():
                 network.eval()
-                scores = _scores(torch.softmax(network(x), dim=1), test.y)
+                scores = score_probabilities(torch.softmax(network(x), dim=1), test.y)
             deterministic_accuracy[index], deterministic_nll[index] = scores
 
             for column, count in enumerate(samples):
@@ -221,10 +237,10 @@ def mc_dropout_curve(
                 for mean in MEANS:
                     generator.manual_seed(1_000_003 * seed + count)
                     if count == 1:
-                        probabilities = _single_pass(network, x, generator)
+                        probabilities = single_pass(network, x, generator)
                     else:
                         probabilities = mc_predict(network, x, samples=count, mean=mean, generator=generator).probs
-                    accuracy[mean][index, column], nll[mean][index, column] = _scores(probabilities, test.y)
+                    accuracy[mean][index, column], nll[mean][index, column] = score_probabilities(probabilities, test.y)
                     if column == len(samples) - 1:
                         final[mean].append(probabilities.numpy())
 

@@ -98,7 +98,7 @@ def run_bias_variance(
         ConfigError: ``bootstraps`` is not an int >= 1, or the study has no finished baseline run.
     """
     # Imported here because reglab.analysis.bias_variance imports reglab.study.
-    from reglab.analysis.bias_variance import BiasVarianceResult, _decompose, _predict_grid
+    from reglab.analysis.bias_variance import BiasVarianceResult, decompose_strategy, predict_grid
 
     bootstraps = check_bootstraps(bootstraps)
     spec = result.spec
@@ -133,8 +133,8 @@ def run_bias_variance(
                     model = fit(config, bootstrap_split, device=device, evaluate_test=False).model
                 row.append((bootstrap_split, model))
             grid.append(row)
-        probabilities: np.ndarray = _predict_grid(grid, split.val.x)
-        decompositions.append(_decompose(name, probabilities, targets))
+        probabilities: np.ndarray = predict_grid(grid, split.val.x)
+        decompositions.append(decompose_strategy(name, probabilities, targets))
 
     return StudyBiasVariance(
         result=BiasVarianceResult(

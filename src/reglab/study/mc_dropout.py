@@ -21,14 +21,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from reglab.analysis.mc_curve import _scores, _single_pass
+from reglab.analysis.mc_curve import curve_rows, score_probabilities, single_pass
 from reglab.data import Dataset, load_dataset, make_split
 from reglab.errors import ConfigError
 from reglab.inference import MEANS, NoisyEstimateWarning, mc_predict
-from reglab.nn.models import build_model
 from reglab.study.checkpoints import checkpoint_path, load_checkpoint
 from reglab.study.runner import StudyResult
 from reglab.training.config import RunConfig, StrategyConfig
+from reglab.training.model_builder import build_run_model
 
 logger = logging.getLogger(__name__)
 
@@ -79,28 +79,10 @@ class StudyMCCurve:
         """Return one row per strategy, seed, mean and T, and one per seed for the deterministic prediction."""
         rows = []
         for name, curve in self.curves.items():
-            for index, (seed, run_id) in enumerate(zip(curve.seeds, curve.run_ids)):
-                common = {"strategy": name, "seed": seed, "run_id": run_id}
-                rows.append(
-                    {
-                        **common,
-                        "mean": "deterministic",
-                        "samples": 1,
-                        "val_acc": float(curve.deterministic_accuracy[index]),
-                        "val_nll": float(curve.deterministic_nll[index]),
-                    }
-                )
-                for mean in MEANS:
-                    for column, samples in enumerate(self.samples):
-                        rows.append(
-                            {
-                                **common,
-                                "mean": mean,
-                                "samples": samples,
-                                "val_acc": float(curve.accuracy[mean][index, column]),
-                                "val_nll": float(curve.nll[mean][index, column]),
-                            }
-                        )
+            keys = [
+                {"strategy": name, "seed": seed, "run_id": run_id} for seed, run_id in zip(curve.seeds, curve.run_ids)
+            ]
+            rows += curve_rows(curve, self.samples, "val", keys)
         return rows
 
 
@@ -140,15 +122,7 @@ def load_run_model(run: dict[str, Any], out: str | Path, dataset: Dataset) -> tu
         ConfigError: the checkpoint is missing, not weights-only, or does not fit the model.
     """
     config = RunConfig.model_validate(run["config"])
-    dropout = config.regularization.dropout
-    model = build_model(
-        config.model,
-        tuple(dataset.x_train.shape[1:]),
-        dataset.num_classes,
-        input_p=dropout.input_p if dropout else 0.0,
-        hidden_p=dropout.p if dropout else 0.0,
-        dropout_mode=dropout.mode if dropout else "inverted",
-    )
+    model = build_run_model(config, tuple(dataset.x_train.shape[1:]), dataset.num_classes)
     path = checkpoint_path(out, run["study"], run["id"])
     try:
         model.load_state_dict(load_checkpoint(path))
@@ -160,7 +134,7 @@ def load_run_model(run: dict[str, Any], out: str | Path, dataset: Dataset) -> tu
 def _score_run(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, samples: list[int], seed: int):
     """Score the weight-scaled prediction and both Monte-Carlo means for each T, as ``mc_dropout_curve`` does."""
     with torch.no_grad():
-        deterministic = _scores(torch.softmax(model(x), dim=1), y)
+        deterministic = score_probabilities(torch.softmax(model(x), dim=1), y)
     accuracy = {mean: np.zeros(len(samples)) for mean in MEANS}
     nll = {mean: np.zeros(len(samples)) for mean in MEANS}
     for column, count in enumerate(samples):
@@ -169,10 +143,10 @@ def _score_run(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, samples
         for mean in MEANS:
             generator.manual_seed(1_000_003 * seed + count)
             if count == 1:
-                probabilities = _single_pass(model, x, generator)
+                probabilities = single_pass(model, x, generator)
             else:
                 probabilities = mc_predict(model, x, samples=count, mean=mean, generator=generator).probs
-            accuracy[mean][column], nll[mean][column] = _scores(probabilities, y)
+            accuracy[mean][column], nll[mean][column] = score_probabilities(probabilities, y)
     return deterministic, accuracy, nll
 
 

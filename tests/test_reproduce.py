@@ -107,3 +107,42 @@ def test_reproduction_that_fails_is_a_mismatch(stored_copy):
     assert result.exit_code == 1
     assert "status: stored 'finished', reproduced " in result.output
     assert "failed: the training loss became nan" in result.output
+
+
+def _mark_trained_on_gpu(folder, run_id, val_acc_shift):
+    """Pretend the stored run trained on CUDA and shift its stored validation accuracy."""
+    with sqlite3.connect(folder / "reglab.db") as db:
+        timings, final = db.execute("SELECT timings_json, final_metrics_json FROM runs WHERE id = ?", (run_id,)).fetchone()
+        timings = {**json.loads(timings), "device": "cuda"}
+        final = json.loads(final)
+        final["val_acc"] += val_acc_shift
+        db.execute(
+            "UPDATE runs SET timings_json = ?, final_metrics_json = ? WHERE id = ?",
+            (json.dumps(timings), json.dumps(final), run_id),
+        )
+
+
+def test_gpu_run_verifies_within_tolerance(stored_copy):
+    run_id = run_id_of(stored_copy)
+    _mark_trained_on_gpu(stored_copy, run_id, 1e-7)
+
+    result = runner.invoke(app, ["reproduce", str(run_id), "--out", str(stored_copy)])
+
+    assert result.exit_code == 0, result.output
+    assert "reproduced within the tolerance 1e-05: 1 of" in result.output
+    assert "trained on cpu and cuda" in result.output
+    with RunStore(stored_copy / "reglab.db") as store:
+        verification = store.verifications(run_id)[0]
+    assert verification["identical"] is True
+    assert verification["details"]["identical"] is False
+    assert verification["details"]["tolerance"] == 1e-5
+
+
+def test_gpu_run_beyond_tolerance_is_a_mismatch(stored_copy):
+    run_id = run_id_of(stored_copy)
+    _mark_trained_on_gpu(stored_copy, run_id, 1e-3)
+
+    result = runner.invoke(app, ["reproduce", str(run_id), "--out", str(stored_copy)])
+
+    assert result.exit_code == 1
+    assert "final_metrics.val_acc: stored" in result.output

@@ -25,6 +25,8 @@ from reglab.errors import ConfigError
 from reglab.study.checkpoints import checkpoint_path, load_checkpoint
 from reglab.study.store import RunStore, library_versions
 from reglab.training.config import RunConfig
+from reglab.training.determinism import GPU_TOLERANCE
+from reglab.training.device import resolve_device
 from reglab.training.fit import RunResult, TrainingError, fit
 from reglab.training.fit_batched import fit_batched
 
@@ -63,10 +65,27 @@ class Verification:
     notes: list[str] = field(default_factory=list)
     test_accesses: list[dict[str, Any]] = field(default_factory=list)
     verification_id: int | None = None
+    tolerance: float = 0.0
+    largest_difference: float = 0.0
+
+    @property
+    def passed(self) -> bool:
+        """True when every value is identical, or on a GPU, every number within ``tolerance``.
+
+        A difference in anything but a number (an epoch count, a stop reason, a shape, a
+        failed run) fails the verification at any tolerance.
+        """
+        if self.identical:
+            return True
+        numeric = all(_gap(d.stored, d.reproduced) < math.inf or d.stored == "checkpoint" for d in self.differences)
+        return self.tolerance > 0 and numeric and self.largest_difference <= self.tolerance
 
     def details(self) -> dict[str, Any]:
         """Return the JSON-ready record stored in ``verifications.details_json``."""
         return {
+            "identical": self.identical,
+            "tolerance": self.tolerance,
+            "largest_difference": self.largest_difference,
             "compared": self.compared,
             "differences": [vars(difference) for difference in self.differences],
             "notes": self.notes,
@@ -84,6 +103,12 @@ def reproduce_run(
     device: str | torch.device = "cpu",
 ) -> Verification:
     """Retrain stored run ``run_id``, compare it with the stored run and store the verdict.
+
+    On a CPU, the verdict needs every value to be identical. When the run or its
+    reproduction trained on a GPU (both train in
+    :func:`~reglab.training.determinism.deterministic_mode`), numbers may differ by up to
+    :data:`~reglab.training.determinism.GPU_TOLERANCE`; the verdict still lists every
+    difference.
 
     Raises:
         ConfigError: no run has this id, the run failed or only searched a learning rate,
@@ -134,6 +159,14 @@ def reproduce_run(
         checkpoint = checkpoint_path(store.path.parent, stored["study"], run_id)
         if checkpoint.is_file() and result.model is not None:
             compare_weights(verification, load_checkpoint(checkpoint), result.model.state_dict())
+
+    # A GPU on either side: numbers may differ in the last bits even in deterministic mode.
+    devices = {(stored["timings"] or {}).get("device", "cpu"), resolve_device(device).type}
+    if devices != {"cpu"}:
+        verification.tolerance = GPU_TOLERANCE
+        verification.notes.append(
+            f"trained on {' and '.join(sorted(devices))}: numbers may differ by up to {GPU_TOLERANCE:g}"
+        )
     if members is not None and len(batch) != members:
         verification.notes.append(
             f"trained by the batched engine in a batch of {members}, retrained in a batch of {len(batch)}"
@@ -147,7 +180,7 @@ def reproduce_run(
         stored_version = (stored["versions"] or {}).get(library)
         if stored_version is not None and stored_version != version:
             verification.notes.append(f"{library} {version} now, {stored_version} when the run was stored")
-    verification.verification_id = store.save_verification(run_id, verification.identical, verification.details())
+    verification.verification_id = store.save_verification(run_id, verification.passed, verification.details())
     return verification
 
 
@@ -199,6 +232,7 @@ def compare_with_stored(stored: dict[str, Any], result: RunResult) -> Verificati
         differences=differences,
         compared=len(pairs),
         test_accesses=result.test_accesses,
+        largest_difference=max((_gap(d.stored, d.reproduced) for d in differences), default=0.0),
     )
 
 
@@ -221,8 +255,16 @@ def compare_weights(verification: Verification, stored: dict[str, Any], reproduc
         else:
             max_difference = (old.double() - new.detach().cpu().double()).abs().max().item()
             difference = MetricDifference(f"weights.{name}", "checkpoint", f"max absolute difference {max_difference:g}")
+            verification.largest_difference = max(verification.largest_difference, max_difference)
         verification.differences.append(difference)
         verification.identical = False
+
+
+def _gap(a: Any, b: Any) -> float:
+    """The absolute difference of two numbers; infinite for anything else."""
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)) and not isinstance(a, bool):
+        return abs(float(a) - float(b))
+    return math.inf
 
 
 def _same(a: Any, b: Any) -> bool:

@@ -33,6 +33,7 @@ from reglab.errors import ReglabError
 from reglab.nn.checks import check_eval_deterministic
 from reglab.penalties import L1, L2, MaxNorm, check_optimizer
 from reglab.training.config import RunConfig
+from reglab.training.determinism import deterministic_mode
 from reglab.training.device import resolve_device
 from reglab.training.diagnostics import layer_stats
 from reglab.training.evaluate import evaluate
@@ -108,7 +109,7 @@ def fit(
     """
     device = resolve_device(device)
     devices = [device.index or 0] if device.type == "cuda" else []
-    with torch.random.fork_rng(devices=devices):
+    with torch.random.fork_rng(devices=devices), deterministic_mode(device):
         torch.manual_seed(config.seed)
         return _fit(config, split.to(device), device, on_epoch_end, evaluate_test)
 
@@ -180,6 +181,7 @@ def _fit(
             "train_seconds": train_seconds,
             "eval_seconds": eval_seconds,
             "total_seconds": time.perf_counter() - started,
+            "device": device.type,
         },
         weight_stats=layer_stats(model, split.normalize(split.train.x)),
         model=model,

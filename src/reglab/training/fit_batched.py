@@ -49,6 +49,7 @@ from reglab.nn.checks import check_eval_deterministic
 from reglab.nn.models import parse_model_spec
 from reglab.training.batched import BatchedMLP, MemberSettings, member_model
 from reglab.training.config import RunConfig
+from reglab.training.determinism import deterministic_mode
 from reglab.training.device import resolve_device
 from reglab.training.diagnostics import layer_stats
 from reglab.training.evaluate import evaluate
@@ -185,7 +186,7 @@ def fit_batched(
 
     device = resolve_device(device)
     devices = [device.index or 0] if device.type == "cuda" else []
-    with torch.random.fork_rng(devices=devices):
+    with torch.random.fork_rng(devices=devices), deterministic_mode(device):
         member_splits = _move_splits(splits, device) if separate_data else None
         trainer = _BatchedTrainer(configs, splits[0].to(device), device, dtype, data_seed, member_splits)
         outcomes = trainer.train(on_epoch_end)
@@ -623,6 +624,7 @@ def _results(
                     "batched_members": k,
                     "batch_seconds": batch_seconds,
                     "batch_keys": batch_keys,
+                    "device": device.type,
                 },
                 weight_stats=layer_stats(model, split.normalize(split.train.x)),
                 model=model,

@@ -57,7 +57,7 @@ class Experiment:
         return self.folder if self.folder.startswith("analyses/") else "."
 
     def shown(self) -> str:
-        """The command as the page shows it, with the default output folder."""
+        """Return the command as the page shows it, with the default output folder."""
         out = Path("results-out") / self.out
         return "reglab " + shlex.join(self.args) + f" --out {out.as_posix()}"
 
@@ -153,7 +153,7 @@ def _study_table(folder: Path) -> tuple[list[str], dict[str, dict[str, str]]]:
 
 
 def _selected(summary: dict[str, dict[str, str]]) -> tuple[str, dict[str, str]]:
-    """The strategy with the best mean validation accuracy: the page's pick, made without test data."""
+    """Return the strategy with the best mean validation accuracy, picked without test data."""
     name = max(summary, key=lambda strategy: float(summary[strategy]["val_acc_mean"]))
     return name, summary[name]
 

@@ -63,6 +63,14 @@ def reference_mlp(p: float = 0.5) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
+def reglab_optimizer(model: nn.Module) -> torch.optim.Optimizer:
+    """Return the optimizer that reglab's fit loop builds for SGD with lr 0.05, momentum 0.9."""
+    from reglab.training.config import OptimizerSettings
+    from reglab.training.optim import build_optimizer
+
+    return build_optimizer(model, OptimizerSettings(name="sgd", lr=0.05, momentum=0.9), 0.05)
+
+
 def reglab_epoch(
     x: torch.Tensor,
     y: torch.Tensor,

@@ -30,6 +30,7 @@ from _common import (
     reference_epoch,
     reference_mlp,
     reglab_epoch,
+    reglab_optimizer,
     report,
     torchvision_root,
 )
@@ -63,7 +64,7 @@ def main(repetitions: int) -> None:
         reference_model = reference_mlp(0.5)
         reference_optimizer = torch.optim.SGD(reference_model.parameters(), lr=0.05, momentum=0.9)
         model = build_model("mlp:100,50", (1, 28, 28), 10, hidden_p=0.5)
-        optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+        optimizer = reglab_optimizer(model)
         generator = torch.Generator().manual_seed(0)
         augment_generator = torch.Generator().manual_seed(1)
         reglab_affine = RandomAffine(20, translate=(0.15, 0.15))

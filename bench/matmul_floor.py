@@ -17,7 +17,7 @@ import sys
 
 import torch
 
-from _common import interleave, median_ratio, reglab_epoch, report
+from _common import interleave, median_ratio, reglab_epoch, reglab_optimizer, report
 from reglab.data import load_dataset
 from reglab.nn.models import build_model
 
@@ -52,7 +52,7 @@ def main(repetitions: int) -> None:
     dataset = load_dataset("fashion-mnist")
     x, y = dataset.x_train, dataset.y_train
     model = build_model("mlp:100,50", (1, 28, 28), 10, hidden_p=0.5)
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    optimizer = reglab_optimizer(model)
     generator = torch.Generator().manual_seed(0)
 
     seconds = interleave(

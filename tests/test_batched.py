@@ -10,6 +10,8 @@ In float64 the agreement is much tighter.
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -29,7 +31,7 @@ from reglab.training.config import (
     StrategyConfig,
 )
 from reglab.training.fit import TrainingError, fit
-from reglab.training.fit_batched import batching_problem, fit_batched
+from reglab.training.fit_batched import _LastNormalized, batching_problem, fit_batched
 
 MODEL = "mlp:24,16"
 
@@ -106,6 +108,35 @@ def test_fit_batched_matches_fit(digits):
         assert _max_weight_difference(result.model, reference.model) < 1e-5, name
         assert result.test_metrics["test_acc"] == pytest.approx(reference.test_metrics["test_acc"], abs=1e-5), name
         assert result.final_metrics["val_loss"] == pytest.approx(reference.final_metrics["val_loss"], abs=1e-5)
+
+
+def test_fit_batched_matches_fit_with_half_dropout(digits):
+    # Every member's dropout divisor is a power of two (1 or 0.5), so the engine folds the
+    # scale into the mask. The results must still follow fit().
+    strategies = {
+        "baseline": StrategyConfig(),
+        "half": StrategyConfig(dropout=DropoutSettings(p=0.5, input_p=0.5)),
+        "half-classic": StrategyConfig(dropout=DropoutSettings(p=0.5, mode="classic")),
+    }
+    configs = [_config(name, strategy, epochs=2) for name, strategy in strategies.items()]
+    expected = [fit(config, make_split(digits, seed=3)) for config in configs]
+    results = fit_batched(configs, [make_split(digits, seed=3) for _ in configs])
+    for reference, result in zip(expected, results):
+        name = reference.config.strategy
+        assert _max_history_difference(result.history, reference.history) < 1e-5, name
+        assert _max_weight_difference(result.model, reference.model) < 1e-5, name
+
+
+def test_last_normalized_reuses_same_inputs(digits):
+    split, other = make_split(digits, seed=3), make_split(digits, seed=4)
+    normalized = _LastNormalized()
+    first = normalized(split, split.train.x)
+    assert torch.equal(first, split.normalize(split.train.x))
+    assert normalized(split, split.train.x) is first
+    # A member's copy of the split shares its statistics, so it reuses the result.
+    assert normalized(dataclasses.replace(split), split.train.x) is first
+    assert torch.equal(normalized(other, split.train.x), other.normalize(split.train.x))
+    assert torch.equal(normalized(split, split.val.x), split.normalize(split.val.x))
 
 
 def test_fit_batched_returns_build_model_networks(digits):

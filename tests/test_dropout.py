@@ -22,9 +22,12 @@ from reglab.nn.checks import (
 )
 from reglab.nn.dropconnect import DropConnectLinear
 from reglab.nn.dropout import Dropout
-from reglab.nn.masks import keep_mask
+from reglab.nn.masks import keep_mask, keep_threshold
 
 N = 1_000_000
+# A p whose keep probability 1 - p is a multiple of 2^-16 but not of 2^-8: 16-bit lanes.
+P16 = 0.5 + 2**-12
+# 0.5 uses 8-bit lanes, P16 16-bit lanes, and 0.1 and 0.9 32-bit lanes.
 PS = [0.0, 0.1, 0.5, 0.9]
 
 
@@ -43,7 +46,7 @@ def generator(seed: int = 0) -> torch.Generator:
 # keep_mask
 
 
-@pytest.mark.parametrize("p", PS + [1.0])
+@pytest.mark.parametrize("p", PS + [P16, 1.0])
 def test_keep_mask_rate(p):
     mask = keep_mask((N,), p, generator=generator())
     keep = 1.0 - p
@@ -52,7 +55,7 @@ def test_keep_mask_rate(p):
     assert abs(mask.float().mean().item() - keep) <= 4 * se + 1e-12
 
 
-@pytest.mark.parametrize("p", [0.1, 0.5, 0.9])
+@pytest.mark.parametrize("p", [0.1, 0.5, 0.9, P16])
 def test_keep_mask_adjacent_correlation(p):
     mask = keep_mask((N,), p, generator=generator()).double()
     r = torch.corrcoef(torch.stack([mask[:-1], mask[1:]]))[0, 1].item()
@@ -60,12 +63,49 @@ def test_keep_mask_adjacent_correlation(p):
     assert abs(r) <= 4 / math.sqrt(N)
 
 
-@pytest.mark.parametrize("p", [0.1, 0.5, 0.9])
+@pytest.mark.parametrize("p", [0.1, 0.5, 0.9, P16])
 def test_keep_mask_pair_joint_rate(p):
     mask = keep_mask((N // 2, 2), p, generator=generator())
     both = (mask[:, 0] & mask[:, 1]).double().mean().item()
     q = (1 - p) ** 2
     assert abs(both - q) <= 4 * math.sqrt(q * (1 - q) / (N // 2))
+
+
+@pytest.mark.parametrize(
+    ("p", "dtype", "threshold"),
+    [
+        (0.5, torch.int8, 0),
+        (0.25, torch.int8, 192 - 128),
+        (P16, torch.int16, 2047 * 16 - 2**15),
+        (0.3, torch.int32, round(0.7 * 2**32) - 2**31),
+    ],
+)
+def test_keep_threshold_narrowest_exact_lane(p, dtype, threshold):
+    assert keep_threshold(p) == (dtype, threshold)
+
+
+@pytest.mark.parametrize(("p", "lanes_per_word"), [(0.5, 8), (P16, 4), (0.3, 2)])
+def test_keep_mask_lanes_of_one_word_uncorrelated(p, lanes_per_word):
+    # Row i contains the lanes of the i-th 64-bit draw. No two positions may be correlated.
+    mask = keep_mask((N // lanes_per_word, lanes_per_word), p, generator=generator()).double()
+    correlations = torch.corrcoef(mask.T)
+    off_diagonal = correlations[~torch.eye(lanes_per_word, dtype=torch.bool)]
+    assert off_diagonal.abs().max().item() <= 4 / math.sqrt(N // lanes_per_word)
+
+
+def test_keep_mask_tiny_p_keeps_all_without_drawing():
+    g = generator()
+    state = g.get_state()
+    # 1 - p rounds to 1 at 32 bits, so every element is kept and nothing is drawn.
+    assert bool(keep_mask((1000,), 2**-40, generator=g).all())
+    assert torch.equal(g.get_state(), state)
+
+
+@pytest.mark.parametrize("p", [0.5, P16, 0.3])
+def test_keep_mask_float_matches_bool(p):
+    as_bool = keep_mask((300, 7), p, generator=generator(3))
+    as_float = keep_mask((300, 7), p, dtype=torch.float32, generator=generator(3))
+    assert torch.equal(as_float, as_bool.float())
 
 
 def test_keep_mask_two_calls_independent():
@@ -111,7 +151,7 @@ def test_training_mean(p, mode):
     assert abs(out.mean().item() - expected) <= 4 * se + 1e-6
 
 
-@pytest.mark.parametrize("p", PS)
+@pytest.mark.parametrize("p", PS + [0.75, P16])
 def test_inverted_kept_values_exact(p):
     x = torch.randn(10_000) + 3.0
     out = Dropout(p).train()(x)

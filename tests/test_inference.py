@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from reglab.errors import ConfigError
-from reglab.inference import MCPrediction, NoisyEstimateWarning, ensemble_predict, mc_predict
+from reglab.inference import DEFAULT_MC_BATCH_SIZE, MCPrediction, NoisyEstimateWarning, ensemble_predict, mc_predict
 from reglab.nn.dropconnect import DropConnectLinear
 from reglab.nn.dropout import Dropout
 
@@ -256,6 +256,18 @@ def test_mc_predict_generator_reproducible():
     c = mc_predict(model, x, samples=20, generator=torch.Generator().manual_seed(10))
     assert torch.equal(a.probs, b.probs)
     assert not torch.equal(a.probs, c.probs)
+
+
+def test_mc_predict_default_batches_of_2048():
+    model = warmed_up(make_mlp())
+    x = torch.randn(DEFAULT_MC_BATCH_SIZE + 5, 10)
+    default = mc_predict(model, x, samples=20, generator=torch.Generator().manual_seed(2))
+    batched = mc_predict(model, x, samples=20, batch_size=2048, generator=torch.Generator().manual_seed(2))
+    whole = mc_predict(model, x, samples=20, batch_size=len(x), generator=torch.Generator().manual_seed(2))
+    assert DEFAULT_MC_BATCH_SIZE == 2048
+    assert torch.equal(default.probs, batched.probs)
+    # One batch draws the masks in another order, so its estimate differs.
+    assert not torch.equal(default.probs, whole.probs)
 
 
 def test_mc_predict_batch_size():

@@ -372,6 +372,27 @@ def test_adam_decay_goes_through_adamw_groups(name):
     assert all(p.ndim >= 2 for p in optimizer.param_groups[0]["params"])
 
 
+def test_sgd_uses_fused_kernel_and_matches_default_update():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(3, 4), nn.Linear(4, 2))
+    reference = nn.Sequential(nn.Linear(3, 4), nn.Linear(4, 2))
+    reference.load_state_dict(model.state_dict())
+    optimizer = build_optimizer(model, OptimizerSettings(name="sgd", momentum=0.9), 0.1)
+    default = torch.optim.SGD(reference.parameters(), lr=0.1, momentum=0.9)
+    x, y = torch.randn(8, 3), torch.randint(0, 2, (8,))
+
+    for net, opt in ((model, optimizer), (reference, default)):
+        for _ in range(5):
+            opt.zero_grad()
+            F.cross_entropy(net(x), y).backward()
+            opt.step()
+
+    assert optimizer.defaults["fused"] is True
+    for fused_param, param in zip(model.parameters(), reference.parameters()):
+        # The fused kernel rounds differently from the default implementation, by about 1e-7.
+        assert torch.allclose(fused_param, param, atol=1e-6, rtol=0)
+
+
 # Reproducibility.
 
 

@@ -12,7 +12,7 @@ from torch import Tensor
 
 from reglab._validation import check_choice, check_probability
 from reglab.errors import ConfigError
-from reglab.nn.masks import keep_mask
+from reglab.nn.masks import is_power_of_two, keep_mask
 
 DROPOUT_MODES = ("inverted", "classic")
 
@@ -80,17 +80,24 @@ def dropout(
             return x
         return x.mul_(1.0 - p) if inplace else x * (1.0 - p)
 
-    mask = keep_mask(x.shape, p, device=x.device, generator=generator)
     keep = 1.0 - p
     # The kept branch divides before masking so that kept values equal x / (1 - p)
     # exactly. At p = 1 nothing is kept, and skipping the division avoids 0 / 0 in the
     # backward pass.
     scale = mode == "inverted" and p < 1.0
     if inplace:
+        mask = keep_mask(x.shape, p, device=x.device, generator=generator)
         x.masked_fill_(~mask, 0.0)
         return x.div_(keep) if scale else x
+    # A product with a mask of x's dtype costs less than torch.where or a product with a
+    # bool mask (forward and backward). In a profile of a 784-100-50-10 training step on
+    # CPU, torch.where took most of dropout's time, and on [128, 100] a product with a bool
+    # mask took about 15 µs against 2.5 µs with a float32 one. Like
+    # torch.nn.functional.dropout, a dropped infinite or NaN input gives NaN, not 0.
+    mask = keep_mask(x.shape, p, device=x.device, dtype=x.dtype, generator=generator)
+    if scale and is_power_of_two(keep):
+        # 1 / keep is then a power of two: x * (1 / keep) equals x / keep exactly, and
+        # folding it into the mask leaves one product, with one backward product.
+        return x * mask.mul_(1.0 / keep)
     values = x / keep if scale else x
-    # A product with the mask costs less than torch.where (forward and backward): in a
-    # profile of a 784-100-50-10 training step on CPU, torch.where took most of dropout's time.
-    # Like torch.nn.functional.dropout, a dropped infinite or NaN input gives NaN, not 0.
     return values * mask

@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from reglab.nn.masks import is_power_of_two, keep_mask
 from reglab.nn.models import ModelSpec, build_model
 
 _INF = math.inf
@@ -57,21 +58,19 @@ def draw_keep_masks(
     probabilities: Sequence[float],
     generators: Sequence[torch.Generator | None],
     device: torch.device,
+    dtype: torch.dtype = torch.bool,
 ) -> Tensor:
     """Draw one dropout keep mask per member, shape ``[K, *shape]``, from the member's generator.
 
-    Member ``k``'s mask is ``torch.rand(shape, generator=generators[k]) < 1 - p_k``, the
-    draw that :func:`reglab.nn.masks.keep_mask` makes, so a member reproduces the masks of a
-    single run that uses the same generator state. A member with ``p_k = 0`` draws nothing
-    and keeps every element.
+    Member ``k``'s mask is ``keep_mask(shape, p_k, generator=generators[k])`` from
+    :func:`reglab.nn.masks.keep_mask`, so a member reproduces the masks of a single run that
+    uses the same generator state. A member with ``p_k = 0`` draws nothing and keeps every
+    element. ``dtype`` is the masks' dtype: bool, or a floating dtype for masks of 0 and 1.
     """
-    masks = []
-    for p, generator in zip(probabilities, generators):
-        if p > 0:
-            masks.append(torch.rand(shape, device=device, generator=generator) < 1.0 - p)
-        else:
-            masks.append(torch.ones(shape, dtype=torch.bool, device=device))
-    return torch.stack(masks)
+    masks = torch.empty((len(probabilities), *shape), dtype=dtype, device=device)
+    for mask, p, generator in zip(masks, probabilities, generators):
+        mask.copy_(keep_mask(shape, p, device=device, dtype=dtype, generator=generator))
+    return masks
 
 
 class BatchedMLP:
@@ -232,6 +231,7 @@ class BatchedMLP:
                 column(train_divisor),
                 column(eval_scale),
                 any(c and p > 0 for p, c in zip(probabilities, classic)),
+                all(is_power_of_two(divisor) for divisor in train_divisor),
             )
 
     # The forward pass.
@@ -283,13 +283,19 @@ class BatchedMLP:
         return h
 
     def _apply_dropout(self, h: Tensor, layer: str, training: bool) -> Tensor:
-        probabilities, train_divisor, eval_scale, any_classic = self._dropout[layer]
+        probabilities, train_divisor, eval_scale, any_classic, exact_fold = self._dropout[layer]
         if not training:
             return h * eval_scale if any_classic else h
 
-        mask = draw_keep_masks(h.shape[1:], probabilities, self.generators, h.device)
-        # Multiplying by the mask is faster than torch.where on CPU. A kept value is
-        # h / (1 - p) exactly, and a dropped value is 0 unless h is infinite or NaN.
+        mask = draw_keep_masks(h.shape[1:], probabilities, self.generators, h.device, h.dtype)
+        # Multiplying by a mask of h's dtype is faster than torch.where or a bool mask on
+        # CPU. A kept value is h / (1 - p) exactly, and a dropped value is 0 unless h is
+        # infinite or NaN.
+        if exact_fold:
+            # Every divisor is a power of two (p = 0 or 0.5, for example), so a kept mask
+            # value 1 / divisor is exact and h times it equals h / divisor: one product,
+            # forward and backward, in place of a division and a product.
+            return h * mask.div_(train_divisor)
         return (h / train_divisor) * mask
 
     # Loss, update and constraint.

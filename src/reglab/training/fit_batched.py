@@ -568,6 +568,10 @@ def _results(
     batch_keys = [config.key() for config in configs]
     shared_split = all(split is splits[0] for split in splits)
     shared_test: Any = None
+    # Members that share a split share its normalized training and test inputs, which
+    # layer_stats and the test evaluation would otherwise normalize once per member.
+    normalized_train = _LastNormalized()
+    normalized_test = _LastNormalized()
     results: list[Any] = []
     for member, (config, outcome) in enumerate(zip(configs, outcomes)):
         if outcome.error is not None:
@@ -603,7 +607,7 @@ def _results(
                 opened = split.test.open(purpose)
                 shared_test = (opened.x.to(device=device, dtype=trainer.dtype), opened.y.to(device))
             test_x, test_y = shared_test
-            test_loss, test_acc = evaluate(model, test_x, test_y, transform=data.normalize)
+            test_loss, test_acc = evaluate(model, normalized_test(data, test_x), test_y)
             test_metrics = {"test_loss": test_loss, "test_acc": test_acc}
 
         batch_seconds = trainer.train_seconds + trainer.eval_seconds
@@ -626,7 +630,7 @@ def _results(
                     "batch_keys": batch_keys,
                     "device": device.type,
                 },
-                weight_stats=layer_stats(model, split.normalize(split.train.x)),
+                weight_stats=layer_stats(model, normalized_train(split, split.train.x)),
                 model=model,
             )
         )
@@ -637,3 +641,25 @@ def _results(
                 raise result
     return results
 
+
+class _LastNormalized:
+    """``split.normalize(x)``, kept and reused while the same statistics normalize the same tensor.
+
+    A split's normalization depends only on its ``mean``, ``std`` and whether it holds
+    images. The batched runner gives each member its own copy of one split, and the copies
+    share these tensors, so the result is reused when ``x``, ``mean`` and ``std`` are the
+    same objects. Normalizing elementwise gives the same values for the whole tensor at
+    once as for each evaluation batch, so reusing the result changes no metric. Only the
+    last result is kept, which bounds the memory to one normalized copy.
+    """
+
+    def __init__(self) -> None:
+        self._key: tuple[Tensor, Tensor, Tensor, bool] | None = None
+        self._value: Tensor | None = None
+
+    def __call__(self, split: Split, x: Tensor) -> Tensor:
+        key = (x, split.mean, split.std, split.is_image)
+        same = self._key is not None and all(a is b for a, b in zip(key[:3], self._key[:3]))
+        if not same or key[3] != self._key[3] or self._value is None:
+            self._key, self._value = key, split.normalize(x)
+        return self._value

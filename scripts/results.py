@@ -121,8 +121,25 @@ def run(names: list[str], out: Path) -> None:
 def _machine() -> str:
     import torch
 
+    import reglab
+
     threads = os.environ.get("OMP_NUM_THREADS", str(torch.get_num_threads()))
-    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, {threads} thread(s)"
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    return (
+        f"{_cpu()}, {os.cpu_count()} cores, {threads} torch thread(s); reglab {reglab.__version__} "
+        f"(commit {commit or 'unknown'}), torch {torch.__version__}"
+    )
+
+
+def _cpu() -> str:
+    """Return the CPU's model name from /proc/cpuinfo, or the platform's processor field."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def _rows(path: Path) -> list[dict[str, str]]:

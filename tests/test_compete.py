@@ -1,6 +1,7 @@
 """``reglab compete``: selection on validation data, a budget-sized final run, one test evaluation."""
 
 import json
+import time
 
 import pytest
 from typer.testing import CliRunner
@@ -8,7 +9,18 @@ from typer.testing import CliRunner
 from reglab.cli import app
 from reglab.errors import ConfigError
 from reglab.study import RunStore
-from reglab.study.compete import Recipe, compete, parse_budget, recipes_for
+from reglab.study import compete as compete_module
+from reglab.study.compete import (
+    SLOWDOWN_MARGIN,
+    CompeteResult,
+    Probe,
+    Recipe,
+    compete,
+    final_epochs,
+    overrun_message,
+    parse_budget,
+    recipes_for,
+)
 from reglab.study.leaderboard import build_leaderboard
 
 runner = CliRunner()
@@ -84,7 +96,10 @@ def test_compete_command_writes_its_record(tmp_path):
     assert record["recipe"] in {recipe.name for recipe in recipes_for("digits", (1, 8, 8))}
     assert 0.5 < record["test_acc"] <= 1.0
     assert record["seconds"] < 30
+    assert record["final_seconds"] > 0
+    assert record["probe_seconds_per_epoch"] > 0
     assert "see `reglab leaderboard`" in result.output
+    assert "of a 5 s budget" in result.output
 
 
 def test_compete_command_rejects_a_bad_budget(tmp_path):
@@ -93,3 +108,80 @@ def test_compete_command_rejects_a_bad_budget(tmp_path):
     assert result.exit_code == 2
     assert "budget must be a duration such as 30m" in result.output
     assert not (tmp_path / "reglab.db").exists()
+
+
+@pytest.mark.parametrize(
+    ("verify", "expected"),
+    [
+        # 20 s less 5 % reserve, 4 s spent, 1.25 s fixed cost: 13.75 s at 1.25 s an epoch.
+        (False, 11),
+        # (13.75 s less 1.25 s fixed cost and 1 s loading) / 2 = 5.75 s at 1.25 s an epoch.
+        (True, 4),
+    ],
+)
+def test_final_epochs_keep_a_slowdown_margin(verify, expected):
+    probe = Probe("mlp", 3, 0.9, seconds_per_epoch=1.0, overhead_seconds=1.0)
+
+    assert SLOWDOWN_MARGIN == 1.25
+    assert final_epochs(20, 4, probe, load_seconds=1.0, verify=verify) == expected
+    assert final_epochs(5, 4, probe, load_seconds=1.0, verify=verify) == 0
+
+
+def test_probes_measure_fixed_cost(tmp_path):
+    with RunStore(tmp_path / "reglab.db") as store:
+        result = compete("digits", 600, store, recipes=_recipes()[1:])
+
+    (probe,) = result.probes
+    assert probe.overhead_seconds > 0
+    assert result.probe_seconds_per_epoch == probe.seconds_per_epoch
+    assert result.seconds_per_epoch > 0
+
+
+def test_slow_final_run_skips_reproduction(tmp_path, monkeypatch):
+    # The final run is made slow by sleeping after it, as on a machine that got loaded after
+    # the probes. Its wall time, not its training time alone, decides on the reproduction.
+    budget = 5.0
+    started = time.perf_counter()
+    real_fit = compete_module.fit
+
+    def slow_final_fit(config, split, **kwargs):
+        result = real_fit(config, split, **kwargs)
+        if kwargs.get("evaluate_test", True):
+            time.sleep(max(0.0, started + 0.6 * budget - time.perf_counter()))
+        return result
+
+    monkeypatch.setattr(compete_module, "fit", slow_final_fit)
+    with RunStore(tmp_path / "reglab.db") as store:
+        result = compete("digits", budget, store, recipes=_recipes()[1:])
+
+    assert result.verified is None
+    assert result.seconds <= budget
+
+
+def _result(seconds, seconds_per_epoch):
+    return CompeteResult(
+        study="compete-digits", recipe="mlp-dropout", description="", model="mlp:512,512", run_id=1, epochs=10,
+        best_epoch=9, val_acc=0.9, test_acc=0.9, seconds=seconds, budget_seconds=20, verified=None,
+        final_seconds=seconds / 2, seconds_per_epoch=seconds_per_epoch, probe_seconds_per_epoch=1.0,
+    )  # fmt: skip
+
+
+def test_overrun_message_names_the_cause():
+    assert overrun_message(_result(19, 2.0)) is None
+    slower = overrun_message(_result(36, 2.0))
+    fixed_costs = overrun_message(_result(36, 1.1))
+
+    assert slower.startswith("took 36 s of a 20 s budget: the machine was slower than during the probes")
+    assert "2.00 s against 1.00 s" in slower
+    assert fixed_costs.startswith("took 36 s of a 20 s budget: loading the data")
+
+
+def test_compete_command_reports_overrun(tmp_path, monkeypatch):
+    monkeypatch.setattr(compete_module, "compete", lambda *args, **kwargs: _result(36, 2.0))
+
+    result = runner.invoke(app, ["compete", "--dataset", "digits", "--budget", "20s", "--out", str(tmp_path), "--quiet"])
+
+    assert result.exit_code == 0, result.output
+    output = " ".join(result.output.split())
+    assert "36 s of a 20 s budget" in output
+    assert "Over budget: it took 36 s of a 20 s budget: the machine was slower than during the probes" in output

@@ -203,6 +203,7 @@ def test_dropconnect_model_is_random_in_train_mode_only():
 
 
 _FACTORY_SOURCE = """
+import torch
 from torch import nn
 
 
@@ -215,6 +216,39 @@ def not_a_module(input_shape, num_classes):
 
 
 NOT_CALLABLE = 3
+
+
+def raises(input_shape, num_classes):
+    raise ValueError("my factory is broken")
+
+
+def three_classes(input_shape, num_classes):
+    return nn.Sequential(nn.Flatten(), nn.Linear(64, 3))
+
+
+def wrong_input_size(input_shape, num_classes):
+    return nn.Sequential(nn.Flatten(), nn.Linear(10, num_classes))
+
+
+class NoisyNet(nn.Module):
+    # Draws from the CPU generator in its forward pass, and returns a tuple if asked.
+
+    def __init__(self, num_classes, as_tuple):
+        super().__init__()
+        self.linear = nn.Linear(64, num_classes)
+        self.as_tuple = as_tuple
+
+    def forward(self, x):
+        logits = self.linear(x.flatten(1) + torch.rand(x.shape[0], 64))
+        return (logits, logits) if self.as_tuple else logits
+
+
+def noisy(input_shape, num_classes):
+    return NoisyNet(num_classes, as_tuple=False)
+
+
+def returns_tuple(input_shape, num_classes):
+    return NoisyNet(num_classes, as_tuple=True)
 """
 
 
@@ -239,6 +273,8 @@ def test_module_spec_builds_the_factory_network(user_models):
         ("reglab_user_nets:missing", "module 'reglab_user_nets' has no attribute 'missing'"),
         ("reglab_user_nets:NOT_CALLABLE", "must be callable as factory(input_shape, num_classes), got a int"),
         ("reglab_user_nets:not_a_module", "must return a torch.nn.Module, got a str"),
+        ("os:getcwd", "factory 'os:getcwd' failed: TypeError: "),
+        ("reglab_user_nets:raises", "factory 'reglab_user_nets:raises' failed: ValueError: my factory is broken"),
     ],
 )
 def test_module_spec_errors(user_models, target, message):
@@ -252,3 +288,73 @@ def test_module_spec_errors(user_models, target, message):
 def test_module_spec_rejects_inserted_layers(user_models, options):
     with pytest.raises(ConfigError, match="put nn.Dropout or reglab.nn.DropConnectLinear layers in your module"):
         build_model(f"module:{user_models}:make_net", (1, 8, 8), 10, **options)
+
+
+def test_module_factory_error_is_chained(user_models):
+    with pytest.raises(ConfigError, match="must accept \\(input_shape, num_classes\\)") as raised:
+        build_model(f"module:{user_models}:raises", (1, 8, 8), 10)
+
+    assert isinstance(raised.value.__cause__, ValueError)
+
+
+@pytest.mark.parametrize(
+    ("factory", "message"),
+    [
+        ("three_classes", "returned output of shape (2, 3) for a trial batch of shape (2, 1, 8, 8); expected logits of shape (2, 10)"),
+        ("wrong_input_size", "failed on a trial batch of shape (2, 1, 8, 8) (input shape (1, 8, 8), 10 classes): RuntimeError: mat1"),
+        ("returns_tuple", "returned a tuple for a trial batch of shape (2, 1, 8, 8); expected logits of shape (2, 10)"),
+    ],
+)
+def test_module_output_checked_on_trial_batch(user_models, factory, message):
+    with pytest.raises(ConfigError, match=re.escape(f"model 'module:{user_models}:{factory}' {message}")):
+        build_model(f"module:{user_models}:{factory}", (1, 8, 8), 10)
+
+
+def test_trial_batch_keeps_rng_and_training_mode(user_models):
+    import importlib
+
+    torch.manual_seed(0)
+    model = build_model(f"module:{user_models}:noisy", (1, 8, 8), 10)
+    after_build = torch.get_rng_state()
+    torch.manual_seed(0)
+    importlib.import_module(user_models).noisy((1, 8, 8), 10)
+    after_factory_only = torch.get_rng_state()
+
+    assert torch.equal(after_build, after_factory_only)
+    assert all(module.training for module in model.modules())
+
+
+def test_builtin_model_too_large_for_memory():
+    from reglab.nn.model_check import check_model_memory
+
+    build = lambda: build_model("mlp:1000", (1, 8, 8), 10)  # noqa: E731
+
+    with pytest.raises(ConfigError, match=re.escape("model 'mlp:1000' on input shape (1, 8, 8) has 75,010 parameters")):
+        check_model_memory("mlp:1000", (1, 8, 8), build, memory_bytes=1_000_000)
+    assert check_model_memory("mlp:1000", (1, 8, 8), build, memory_bytes=10**9) == 75_010
+
+
+def test_huge_mlp_rejected_before_allocating():
+    with pytest.raises(ConfigError, match=r"has 75,000,000,010 parameters: .* Use smaller layer widths"):
+        build_model("mlp:1000000000", (1, 8, 8), 10)
+
+
+@pytest.mark.parametrize(
+    ("model", "message"),
+    [
+        ("module:os:getcwd", "factory 'os:getcwd' failed"),
+        ("module:reglab_user_nets:three_classes", "expected logits of shape (2, 10)"),
+        ("mlp:1000000000", "Use smaller layer widths"),
+    ],
+)
+def test_train_cli_reports_model_errors(user_models, tmp_path, model, message):
+    from typer.testing import CliRunner
+
+    from reglab.cli import app
+
+    arguments = ["train", "--dataset", "digits", "--model", model, "--epochs", "1", "--out", str(tmp_path / "runs")]
+    result = CliRunner().invoke(app, arguments)
+
+    assert result.exit_code == 2, result.output
+    assert isinstance(result.exception, SystemExit)
+    assert message in " ".join(result.output.split())

@@ -146,6 +146,30 @@ def test_export_json(stored_study, tmp_path):
     assert [row["epoch"] for row in data["runs"][0]["history"]] == [1, 2]
 
 
+def test_report_to_unwritable_folder(stored_copy):
+    (stored_copy / "stored").write_text("a file where the report folder goes")
+
+    result = invoke("report", "stored", "--out", stored_copy)
+
+    assert result.exit_code == 2, result.output
+    assert isinstance(result.exception, SystemExit)
+    assert f"cannot write to the output folder '{stored_copy / 'stored'}'" in result.output
+
+
+@pytest.mark.parametrize("fmt", ["csv", "json"])
+def test_export_to_unwritable_folder(stored_study, tmp_path, fmt):
+    a_file = tmp_path / "a-file"
+    a_file.write_text("not a folder")
+
+    for target in (a_file / "sub", "/proc/reglab-export"):
+        result = invoke("export", "stored", "--format", fmt, "--to", target, "--out", stored_study)
+
+        assert result.exit_code == 2, result.output
+        assert isinstance(result.exception, SystemExit)
+        assert f"cannot write to the output folder '{target}'" in result.output
+        assert "--to" in result.output
+
+
 def test_old_database_gains_verifications_table(stored_copy):
     with sqlite3.connect(stored_copy / "reglab.db") as db:
         db.execute("DROP TABLE verifications")

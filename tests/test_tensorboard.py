@@ -106,3 +106,14 @@ def test_scalars_written_while_study_runs(tiny_spec, tmp_path):
     assert [step for step, _ in scalars["val_acc"]] == [1, 2, 3]
     assert "test_acc" in scalars
     assert len(live.written) == 6
+
+
+def test_live_scalars_rejects_unwritable_folder(tmp_path):
+    from reglab.errors import ConfigError
+    from reglab.study.tensorboard import LiveScalars
+
+    a_file = tmp_path / "a-file"
+    a_file.write_text("not a folder")
+
+    with pytest.raises(ConfigError, match="cannot write to the output folder .*--tensorboard"):
+        LiveScalars("tiny", a_file / "tb")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -12,6 +11,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from reglab._paths import prepare_writable_folder
 from reglab.errors import ConfigError, ReglabError
 
 # Output that goes to a file or a pipe has no terminal width, and rich would assume 80
@@ -55,19 +55,9 @@ def given_on_command_line(ctx: typer.Context, parameter: str) -> bool:
     return source is not None and source.name in ("COMMANDLINE", "ENVIRONMENT")
 
 
-def prepare_output_folder(out: Path) -> Path:
-    """Create the output folder and check that reglab can write to it."""
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        # A uniquely named probe, so two commands sharing one folder never delete each other's.
-        with tempfile.NamedTemporaryFile(dir=out, prefix=".reglab-write-check-"):
-            pass
-    except OSError as error:
-        raise ConfigError(
-            f"cannot write to the output folder '{out}': {error.strerror or error}. "
-            "Choose a writable folder with --out."
-        ) from None
-    return out
+def prepare_output_folder(out: Path, option: str = "--out") -> Path:
+    """Create the output folder and check that reglab can write to it, or raise ConfigError naming ``option``."""
+    return prepare_writable_folder(out, option)
 
 
 def parse_csv_list(text: str) -> list[str]:

@@ -40,7 +40,7 @@ def compete(
 ) -> None:
     """Select a recipe on validation data, train it within the budget and evaluate the test set once."""
     from reglab.study.compete import compete as run_compete
-    from reglab.study.compete import parse_budget
+    from reglab.study.compete import format_seconds, overrun_message, parse_budget
     from reglab.study.store import RunStore
 
     budget_seconds = parse_budget(budget)
@@ -67,8 +67,7 @@ def compete(
             on_epoch_end=show_epoch,
         )
 
-    folder = out / result.study
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = prepare_output_folder(out / result.study)
     (folder / "compete.json").write_text(json.dumps(asdict(result), indent=2) + "\n")
 
     probes = Table(title="selection on validation data", box=box.SIMPLE_HEAD)
@@ -89,7 +88,10 @@ def compete(
         f"[bold]{result.recipe}[/bold] ({result.model}; {result.description}): "
         f"test accuracy {percent(result.test_acc)}% after {result.epochs} epochs "
         f"(weights of epoch {result.best_epoch}, validation {percent(result.val_acc)}%), "
-        f"{result.seconds / 60:.1f} of {result.budget_seconds / 60:.1f} min. Reproduction: {verdict}.",
+        f"{format_seconds(result.seconds)} of a {format_seconds(result.budget_seconds)} budget. Reproduction: {verdict}.",
         highlight=False,
     )
+    overrun = overrun_message(result)
+    if overrun is not None:
+        console.print(f"[yellow]Over budget:[/] it {overrun}", highlight=False)
     console.print(f"Stored as run {result.run_id} of study {result.study!r} in {out / 'reglab.db'}; see `reglab leaderboard`.")

@@ -16,6 +16,7 @@ from torch import nn
 from reglab.errors import ConfigError
 from reglab.nn.dropconnect import DropConnectConv2d, DropConnectLinear
 from reglab.nn.dropout import Dropout
+from reglab.nn.model_check import allocation_error, check_model_memory, check_model_output
 from reglab.nn.model_spec import ModelSpec, layer_rates, parse_model_spec, user_module_error
 from reglab.nn.user_module import build_user_module
 
@@ -81,7 +82,10 @@ def build_model(
         ConfigError: ``cnn`` or ``lenet`` gets an input that is not an image large enough
             for its poolings; a per-site list has the wrong length; a user module gets
             dropout or DropConnect; a user module's factory fails the checks of
-            :func:`reglab.nn.user_module.build_user_module`.
+            :func:`reglab.nn.user_module.build_user_module`; a built-in model would not
+            fit in memory (:func:`reglab.nn.model_check.check_model_memory`); the network
+            fails a forward pass on a trial batch or does not return ``(N, num_classes)``
+            logits (:func:`reglab.nn.model_check.check_model_output`).
 
     Example::
 
@@ -96,8 +100,32 @@ def build_model(
             raise user_module_error(parsed)
         dropout_rates(parsed, hidden_p)
         dropconnect_rates(parsed, dropconnect_p)
-        return build_user_module(str(parsed), parsed.target, input_shape, num_classes)
+        model = build_user_module(str(parsed), parsed.target, input_shape, num_classes)
+    else:
+        settings = {"input_p": input_p, "hidden_p": hidden_p, "dropout_mode": dropout_mode, "dropconnect_p": dropconnect_p}
+        check_model_memory(str(parsed), input_shape, lambda: _build_builtin(parsed, input_shape, num_classes, **settings))
+        try:
+            model = _build_builtin(parsed, input_shape, num_classes, **settings)
+        except RuntimeError as error:
+            converted = allocation_error(str(parsed), error)
+            if converted is None:
+                raise
+            raise converted from error
+    check_model_output(model, str(parsed), input_shape, num_classes)
+    return model
 
+
+def _build_builtin(
+    parsed: ModelSpec,
+    input_shape: tuple[int, ...],
+    num_classes: int,
+    *,
+    input_p: float,
+    hidden_p: float | Sequence[float],
+    dropout_mode: str,
+    dropconnect_p: float | Sequence[float],
+) -> nn.Module:
+    """Build a softmax, mlp, cnn or lenet network; see :func:`build_model`."""
     drop = dropout_rates(parsed, hidden_p)
     connect = dropconnect_rates(parsed, dropconnect_p)
     layers = _Layers(drop, connect, dropout_mode)

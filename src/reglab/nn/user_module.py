@@ -23,7 +23,8 @@ def build_user_module(spec: str, target: str, input_shape: tuple[int, ...], num_
 
     Raises:
         ConfigError: the module cannot be imported, has no such attribute, the attribute is
-            not callable, or the call does not return an ``nn.Module``.
+            not callable, the call raises (the exception is chained), or it does not return
+            an ``nn.Module``.
     """
     module_name, _, factory_name = target.partition(":")
     try:
@@ -46,7 +47,15 @@ def build_user_module(spec: str, target: str, input_shape: tuple[int, ...], num_
             f"got a {type(factory).__name__}."
         )
 
-    network = factory(tuple(input_shape), num_classes)
+    try:
+        network = factory(tuple(input_shape), num_classes)
+    except Exception as error:
+        # Chained, so that a traceback (for example under 'python -X dev' or in a debugger) still
+        # reaches the line of the factory that failed.
+        raise ConfigError(
+            f"model {spec!r}: factory {target!r} failed: {type(error).__name__}: {error}; it must accept "
+            "(input_shape, num_classes) and return a torch.nn.Module."
+        ) from error
     if not isinstance(network, nn.Module):
         raise ConfigError(
             f"model {spec!r}: {target}(input_shape, num_classes) must return a torch.nn.Module, "

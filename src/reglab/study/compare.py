@@ -12,6 +12,7 @@ import torch
 
 from reglab.analysis._output import write_csv
 from reglab.data import load_dataset
+from reglab._paths import prepare_writable_folder
 from reglab._validation import check_int, check_non_negative, check_positive, check_probability
 from reglab.errors import ConfigError, DataError
 from reglab.study.bias_variance import (
@@ -210,7 +211,8 @@ def report_study(
     new models, so only :func:`compare_study` writes them.
 
     Raises:
-        ConfigError: ``out/reglab.db`` does not exist or does not hold the study.
+        ConfigError: ``out/reglab.db`` does not exist or does not hold the study, or the
+            report folder ``out/<study>`` cannot be created or written.
     """
     out = Path(out)
     database = out / "reglab.db"
@@ -221,6 +223,8 @@ def report_study(
         mc_samples = check_mc_samples(mc_samples, owner="report")
     with RunStore(database) as store:
         result = load_study_result(store, name)
+    # Checked before the Monte-Carlo dropout section spends minutes on a report it cannot write.
+    prepare_writable_folder(out / result.spec.name, "--out")
     mc_curve = mc_curve and bool(dropout_strategies(result))
     if mc_curve or any(config.augment for config in result.spec.strategies.values()):
         try:
@@ -247,8 +251,7 @@ def write_study_outputs(
     and ``bias_variance.csv`` with ``bias_variance``.
     """
     spec = result.spec
-    study_dir = Path(out) / spec.name
-    study_dir.mkdir(parents=True, exist_ok=True)
+    study_dir = prepare_writable_folder(Path(out) / spec.name, "--out")
 
     descriptions = {name: config.describe() for name, config in spec.strategies.items()}
     summaries = summarize(result.runs, descriptions)

@@ -6,15 +6,22 @@ A competition run goes through four steps, all on one seeded three-way split:
    number of epochs for every candidate, with its schedule compressed to that length) and is
    scored by validation accuracy. The sealed test set stays closed. At most a third of the
    budget goes to the probes; candidates that do not fit are skipped and the output says so.
-2. **Sizing.** The probes measure the time of one epoch of each recipe, which fixes how many
-   epochs the chosen recipe can train in the time left. The epoch count, not the clock,
-   enters the run's settings, so the run can be reproduced exactly.
+2. **Sizing.** The probes measure the time of one epoch of each recipe and the fixed cost of
+   a run (building the model, evaluating, storing). The time left after that fixed cost,
+   divided by the epoch time times ``SLOWDOWN_MARGIN``, gives how many epochs the chosen
+   recipe trains, so a machine up to that much slower than during the probes still ends in
+   time. The epoch count, not the clock, enters the run's settings, so the run can be
+   reproduced exactly.
 3. **The final run** trains the chosen recipe for that many epochs, keeps the weights of its
    best validation epoch, and evaluates the sealed test set once. It is stored like any
    other run, so ``reglab leaderboard`` ranks it.
 4. **Verification.** When the time left allows a second training (or ``verify`` reserves
    it), :func:`reglab.study.reproduce.reproduce_run` retrains the stored run and stores its
-   verdict, which the leaderboard shows.
+   verdict, which the leaderboard shows. The decision uses the measured time of the final
+   run and of loading the data, times ``SLOWDOWN_MARGIN``.
+
+A machine that slows down by more than the margin still overruns the budget. The result
+then reports the overrun and the measured epoch times, see :func:`overrun_message`.
 """
 
 from __future__ import annotations
@@ -43,6 +50,10 @@ PROBE_EPOCHS = 3
 
 # The time kept back for evaluating and storing the final run, as a share of the budget.
 RESERVE_SHARE = 0.05
+
+# The final run and the reproduction are sized for epochs this much slower than the probes
+# measured, because a loaded machine can slow down between the probes and the final run.
+SLOWDOWN_MARGIN = 1.25
 
 _DURATION = re.compile(r"^(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s)?$")
 
@@ -159,6 +170,8 @@ class Probe:
     val_acc: float | None
     seconds_per_epoch: float | None
     note: str = ""
+    # Wall-clock seconds of the probe run outside its epochs: building, evaluating, storing.
+    overhead_seconds: float = 0.0
 
 
 @dataclass
@@ -179,6 +192,10 @@ class CompeteResult:
         budget_seconds: the budget.
         verified: True or False after a reproduction, None when none fitted the budget.
         probes: the selection scores.
+        final_seconds: wall-clock seconds of the final run, storing included.
+        seconds_per_epoch: the final run's mean epoch time.
+        probe_seconds_per_epoch: the epoch time that the chosen recipe's probe measured,
+            from which ``epochs`` was sized.
     """
 
     study: str
@@ -194,6 +211,35 @@ class CompeteResult:
     budget_seconds: float
     verified: bool | None
     probes: list[Probe] = field(default_factory=list)
+    final_seconds: float = 0.0
+    seconds_per_epoch: float = 0.0
+    probe_seconds_per_epoch: float = 0.0
+
+    @property
+    def over_budget(self) -> bool:
+        return self.seconds > self.budget_seconds
+
+
+def format_seconds(seconds: float) -> str:
+    """Format a duration as seconds below two minutes and as minutes above."""
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
+
+
+def overrun_message(result: CompeteResult) -> str | None:
+    """Return a sentence that explains an overrun of the budget, or None when the competition ended in time."""
+    if not result.over_budget:
+        return None
+    took = f"took {format_seconds(result.seconds)} of a {format_seconds(result.budget_seconds)} budget"
+    if result.seconds_per_epoch > result.probe_seconds_per_epoch * SLOWDOWN_MARGIN:
+        return (
+            f"{took}: the machine was slower than during the probes (an epoch of the final run took "
+            f"{result.seconds_per_epoch:.2f} s against {result.probe_seconds_per_epoch:.2f} s in the probe). "
+            "The results are valid; give a larger --budget on a loaded machine to end in time."
+        )
+    return (
+        f"{took}: loading the data, the probes or the fixed costs of the final run took longer than "
+        "estimated. The results are valid; give a larger --budget to end in time."
+    )
 
 
 ProgressCallback = Callable[[str], None]
@@ -239,6 +285,8 @@ def compete(
     say = on_message or (lambda text: logger.info(text))
     data = load_dataset(dataset, data_dir=data_dir, download=download)
     split = make_split(data, seed=seed)
+    # A reproduction loads the data set again, so its estimate includes this time.
+    load_seconds = time.perf_counter() - started
     candidates = recipes if recipes is not None else recipes_for(dataset, tuple(split.train.x.shape[1:]))
     study = f"compete-{dataset}"
     store.save_study(study, {"command": "compete", "dataset": dataset, "budget_seconds": budget_seconds, "seed": seed})
@@ -253,36 +301,50 @@ def compete(
     recipe = next(candidate for candidate in candidates if candidate.name == best.recipe)
     say(f"chose {recipe.name} (validation accuracy {best.val_acc:.4f} after {best.epochs} probe epoch(s))")
 
-    # Sizing from the measured epoch time.
-    left = budget_seconds * (1 - RESERVE_SHARE) - elapsed()
-    share = left / 2 if verify else left
-    epochs = min(recipe.max_epochs, int(share // best.seconds_per_epoch))
+    # Sizing from the measured epoch time and fixed cost of a run, with a margin for a slower machine.
+    epochs = final_epochs(budget_seconds, elapsed(), best, load_seconds, verify=verify)
+    epochs = min(recipe.max_epochs, epochs)
     if epochs < 1:
-        needed = elapsed() + best.seconds_per_epoch * (2 if verify else 1) / (1 - RESERVE_SHARE)
+        runs = 2 if verify else 1
+        epoch_estimate = best.seconds_per_epoch * SLOWDOWN_MARGIN
+        needed = elapsed() + runs * (epoch_estimate + best.overhead_seconds * SLOWDOWN_MARGIN) / (1 - RESERVE_SHARE)
         raise ConfigError(
             f"compete: budget {budget_seconds:.0f} s leaves no time for the final run after selection "
-            f"(one epoch of {recipe.name} takes about {best.seconds_per_epoch:.0f} s); give at least "
+            f"(one epoch of {recipe.name} takes about {best.seconds_per_epoch:.2g} s); give at least "
             f"--budget {math.ceil(needed * 1.5)}s."
         )
 
     # The final run, evaluated once on the sealed test set.
     config = recipe.config(dataset, seed, epochs)
     say(f"training {recipe.name} for {epochs} epoch(s): {config.regularization.describe()}")
+    final_started = time.perf_counter()
     split = make_split(data, seed=seed, val_fraction=config.val_fraction, test_fraction=config.test_fraction)
     result = fit(config, split, device=device, on_epoch_end=on_epoch_end)
     run_id = store.save_run(study, result)
     _save_weights(store, study, run_id, result)
+    final_seconds = time.perf_counter() - final_started
+    seconds_per_epoch = _mean_epoch_seconds(result)
+    if seconds_per_epoch > best.seconds_per_epoch * SLOWDOWN_MARGIN:
+        logger.warning(
+            "compete: an epoch of the final run took %.2f s, more than the %.2f s (probe time times %.2f) it was sized for",
+            seconds_per_epoch,
+            best.seconds_per_epoch * SLOWDOWN_MARGIN,
+            SLOWDOWN_MARGIN,
+        )
 
-    # Verification, when it fits.
+    # Verification, when a reproduction fits: it loads the data and trains the same epochs again.
     verified = None
-    train_seconds = result.timings["total_seconds"]
-    if elapsed() + train_seconds * 1.1 <= budget_seconds:
+    reproduction_estimate = (load_seconds + final_seconds) * SLOWDOWN_MARGIN
+    if elapsed() + reproduction_estimate <= budget_seconds:
         from reglab.study.reproduce import reproduce_run
 
         say(f"reproducing run {run_id} to verify it")
         verified = reproduce_run(store, run_id, device=device, data_dir=data_dir).identical
     else:
-        say(f"no time left to reproduce run {run_id}; run `reglab reproduce {run_id}` to verify it")
+        say(
+            f"no time left to reproduce run {run_id} (it needs about {format_seconds(reproduction_estimate)}); "
+            f"run `reglab reproduce {run_id}` to verify it"
+        )
 
     return CompeteResult(
         study=study,
@@ -298,7 +360,28 @@ def compete(
         budget_seconds=budget_seconds,
         verified=verified,
         probes=probes,
+        final_seconds=final_seconds,
+        seconds_per_epoch=seconds_per_epoch,
+        probe_seconds_per_epoch=best.seconds_per_epoch,
     )
+
+
+def final_epochs(
+    budget_seconds: float, elapsed_seconds: float, probe: Probe, load_seconds: float, *, verify: bool = False
+) -> int:
+    """Return how many epochs the final run can train in the time left, or 0 when not one fits.
+
+    The time left is the budget less ``RESERVE_SHARE`` of it, the time already spent and the
+    run's fixed cost. Each epoch counts ``SLOWDOWN_MARGIN`` times the probe's epoch time, and
+    the fixed cost ``SLOWDOWN_MARGIN`` times the probe's. With ``verify``, the time left is
+    shared with a reproduction, which also loads the data set again (``load_seconds``).
+    """
+    epoch_estimate = probe.seconds_per_epoch * SLOWDOWN_MARGIN
+    overhead_estimate = probe.overhead_seconds * SLOWDOWN_MARGIN
+    left = budget_seconds * (1 - RESERVE_SHARE) - elapsed_seconds - overhead_estimate
+    if verify:
+        left = (left - overhead_estimate - load_seconds) / 2
+    return max(0, math.floor(left / epoch_estimate))
 
 
 def _select(
@@ -329,13 +412,19 @@ def _select(
                 say(f"skipped {recipe.name}: the selection share of the budget was spent")
                 continue
 
+        probe_started = time.perf_counter()
         config = recipe.config(dataset, seed, epochs)
         result = fit(config, split, device=device, evaluate_test=False)
         store.save_run(study, result, role="selection")
-        seconds = sum(row["seconds"] for row in result.history) / len(result.history)
-        probes.append(Probe(recipe.name, epochs, result.final_metrics["val_acc"], seconds))
+        seconds = _mean_epoch_seconds(result)
+        overhead = max(0.0, time.perf_counter() - probe_started - seconds * len(result.history))
+        probes.append(Probe(recipe.name, epochs, result.final_metrics["val_acc"], seconds, overhead_seconds=overhead))
         say(f"probe {recipe.name}: validation accuracy {result.final_metrics['val_acc']:.4f} ({seconds:.1f} s per epoch)")
     return probes
+
+
+def _mean_epoch_seconds(result: RunResult) -> float:
+    return sum(row["seconds"] for row in result.history) / len(result.history)
 
 
 def _save_weights(store: RunStore, study: str, run_id: int, result: RunResult) -> None:

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import Any, Literal
 
+from reglab._paths import prepare_writable_folder
 from reglab.errors import ConfigError
 from reglab.study.store import RunStore
 
@@ -29,15 +30,15 @@ def export_study(store: RunStore, name: str, fmt: Literal["csv", "json"], folder
         The files written.
 
     Raises:
-        ConfigError: the study is not stored, or ``fmt`` is not csv or json.
+        ConfigError: the study is not stored, ``folder`` cannot be created or written, or
+            ``fmt`` is not csv or json.
     """
     spec = store.study_spec(name)
     if spec is None:
         known = ", ".join(repr(study) for study in store.studies()) or "none"
         raise ConfigError(f"study {name!r} not found in {store.path}; stored studies: {known}.")
     runs = store.find_runs(study=name, role=None)
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = prepare_writable_folder(Path(folder), "--to")
 
     if fmt == "json":
         path = folder / "runs.json"

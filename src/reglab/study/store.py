@@ -16,6 +16,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from reglab.errors import DataError
 from reglab.training.fit import RunResult
 
 _SCHEMA = """
@@ -88,11 +89,37 @@ def library_versions() -> dict[str, str]:
     }
 
 
+def _is_damage(error: sqlite3.DatabaseError) -> bool:
+    """Return whether SQLite reports the file as not a database or as corrupt."""
+    # OperationalError ("database is locked", "unable to open database file") is a
+    # DatabaseError too, but it reports no damage to the file's contents.
+    if isinstance(error, sqlite3.OperationalError):
+        return False
+    # sqlite_errorcode exists from Python 3.11; SQLITE_CORRUPT is 11 and SQLITE_NOTADB is 26.
+    code = getattr(error, "sqlite_errorcode", None)
+    return code is None or code & 0xFF in (11, 26)
+
+
+def damaged_database_error(path: Path, error: sqlite3.DatabaseError) -> DataError:
+    """Return the DataError that explains a damaged run database and how to recover."""
+    return DataError(
+        f"the run database '{path}' is not a reglab database or is damaged (SQLite: {error}). "
+        f"reglab leaves the file as it is. Move it aside (for example to '{path}.damaged') and rerun, "
+        "which retrains the runs, or restore a backup copy. "
+        f"'sqlite3 {path} .recover | sqlite3 recovered.db' may salvage the rows that are still readable "
+        "(use .dump where your sqlite3 lacks .recover)."
+    )
+
+
 class RunStore:
     """Studies and runs in one SQLite file.
 
     Args:
         path: the database file; its folder is created if needed.
+
+    Raises:
+        DataError: the file is not an SQLite database or is damaged, on opening or on any
+            later query. The file is never changed in that case.
     """
 
     def __init__(self, path: str | Path) -> None:
@@ -100,9 +127,27 @@ class RunStore:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._connection = sqlite3.connect(self.path, timeout=30.0)
         self._connection.row_factory = sqlite3.Row
-        self._connection.execute("PRAGMA journal_mode=WAL")
-        self._connection.execute("PRAGMA foreign_keys=ON")
-        self._connection.executescript(_SCHEMA)
+        try:
+            # Reading the schema first fails on a damaged file before any pragma or
+            # CREATE statement could write to it.
+            self._connection.execute("SELECT name FROM sqlite_master").fetchall()
+            self._connection.execute("PRAGMA journal_mode=WAL")
+            self._connection.execute("PRAGMA foreign_keys=ON")
+            self._connection.executescript(_SCHEMA)
+        except sqlite3.DatabaseError as error:
+            self._connection.close()
+            if _is_damage(error):
+                raise damaged_database_error(self.path, error) from error
+            raise
+
+    def _execute(self, sql: str, params: Any = ()) -> list[sqlite3.Row]:
+        """Run one read query and return all its rows, raising DataError on a damaged file."""
+        try:
+            return self._connection.execute(sql, params).fetchall()
+        except sqlite3.DatabaseError as error:
+            if _is_damage(error):
+                raise damaged_database_error(self.path, error) from error
+            raise
 
     def close(self) -> None:
         self._connection.close()
@@ -115,8 +160,13 @@ class RunStore:
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
-        with self._connection:
-            yield self._connection
+        try:
+            with self._connection:
+                yield self._connection
+        except sqlite3.DatabaseError as error:
+            if _is_damage(error):
+                raise damaged_database_error(self.path, error) from error
+            raise
 
     # Writing.
 
@@ -205,7 +255,7 @@ class RunStore:
 
     def run(self, run_id: int) -> dict[str, Any] | None:
         """Return the run with this id, with its history, or None."""
-        row = self._connection.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
+        row = next(iter(self._execute("SELECT * FROM runs WHERE id = ?", (run_id,))), None)
         return self._decode(row) if row else None
 
     def find_runs(
@@ -222,22 +272,22 @@ class RunStore:
         clauses = [f"{column} = ?" for column, value in filters.items() if value is not None]
         params = [value for value in filters.values() if value is not None]
         where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
-        rows = self._connection.execute(f"SELECT * FROM runs{where} ORDER BY id", params).fetchall()
+        rows = self._execute(f"SELECT * FROM runs{where} ORDER BY id", params)
         return [self._decode(row) for row in rows]
 
     def study_spec(self, name: str) -> dict[str, Any] | None:
         """Return the stored specification of study ``name`` (as last run), or None."""
-        row = self._connection.execute("SELECT spec_json FROM studies WHERE name = ?", (name,)).fetchone()
+        row = next(iter(self._execute("SELECT spec_json FROM studies WHERE name = ?", (name,))), None)
         return json.loads(row["spec_json"]) if row else None
 
     def study_overview(self) -> list[dict[str, Any]]:
         """Return one row per study: name, data set, model, dates and counts of finished and failed runs."""
-        rows = self._connection.execute(
+        rows = self._execute(
             "SELECT s.name, s.created, s.updated, s.spec_json,"
             " SUM(r.status = 'finished' AND r.role = 'run') AS finished,"
             " SUM(r.status = 'failed' AND r.role = 'run') AS failed"
             " FROM studies s LEFT JOIN runs r ON r.study = s.name GROUP BY s.name ORDER BY s.created"
-        ).fetchall()
+        )
         overview = []
         for row in rows:
             item = {**dict(row), "finished": row["finished"] or 0, "failed": row["failed"] or 0}
@@ -253,7 +303,7 @@ class RunStore:
         if run_id is not None:
             query += " WHERE run_id = ?"
             params.append(run_id)
-        rows = self._connection.execute(query + " ORDER BY id", params).fetchall()
+        rows = self._execute(query + " ORDER BY id", params)
         result = []
         for row in rows:
             item = dict(row)
@@ -274,7 +324,7 @@ class RunStore:
         params: list[Any] = [study, run_key]
         if role == "run":
             query += " AND role = 'run'"
-        row = self._connection.execute(query, params).fetchone()
+        row = next(iter(self._execute(query, params)), None)
         return self._decode(row) if row else None
 
     def runs(self, study: str, *, role: str | None = "run") -> list[dict[str, Any]]:
@@ -284,17 +334,17 @@ class RunStore:
         if role is not None:
             query += " AND role = ?"
             params.append(role)
-        rows = self._connection.execute(query + " ORDER BY id", params).fetchall()
+        rows = self._execute(query + " ORDER BY id", params)
         return [self._decode(row) for row in rows]
 
     def history(self, run_id: int) -> list[dict[str, float]]:
-        rows = self._connection.execute(
+        rows = self._execute(
             f"SELECT {', '.join(_HISTORY_COLUMNS)} FROM history WHERE run_id = ? ORDER BY epoch", (run_id,)
-        ).fetchall()
+        )
         return [dict(row) for row in rows]
 
     def studies(self) -> list[str]:
-        return [row["name"] for row in self._connection.execute("SELECT name FROM studies ORDER BY created")]
+        return [row["name"] for row in self._execute("SELECT name FROM studies ORDER BY created")]
 
     def _decode(self, row: sqlite3.Row) -> dict[str, Any]:
         run = dict(row)

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from reglab._paths import prepare_writable_folder
 from reglab.errors import ConfigError
 
 HISTORY_SCALARS = ("train_loss", "train_acc", "val_loss", "val_acc", "gap")
@@ -60,13 +61,14 @@ class LiveScalars:
     runs that the study skipped as already stored; folders written before are skipped.
 
     Raises:
-        ConfigError: the ``tensorboard`` package is not installed (raised on construction).
+        ConfigError: the ``tensorboard`` package is not installed, or ``folder`` cannot be
+            created or written (raised on construction).
     """
 
     def __init__(self, study: str, folder: str | Path) -> None:
         check_tensorboard()
         self.study = study
-        self.folder = Path(folder)
+        self.folder = prepare_writable_folder(Path(folder), "--tensorboard")
         self.written: list[Path] = []
 
     def __call__(self, run: dict[str, Any]) -> None:

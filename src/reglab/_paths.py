@@ -1,0 +1,33 @@
+"""Checks on folders that reglab writes to, run before any work starts."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from reglab.errors import ConfigError
+
+
+def prepare_writable_folder(folder: Path, option: str) -> Path:
+    """Create ``folder`` with its parents and check that a file can be written in it.
+
+    Args:
+        folder: the folder the command writes to.
+        option: the command-line option that sets it, for the error message.
+
+    Raises:
+        ConfigError: the folder cannot be created or written, for example because a parent
+            is a file, is read-only or lies under ``/proc``.
+    """
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        # A uniquely named probe, so two commands sharing one folder never delete each other's.
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".reglab-write-check-"):
+            pass
+    except OSError as error:
+        raise ConfigError(
+            f"cannot write to the output folder '{folder}': {error.strerror or error}. "
+            f"Choose a writable folder with {option}."
+        ) from None
+    return folder

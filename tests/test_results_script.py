@@ -29,12 +29,16 @@ def _write(path, rows):
 
 
 def _study(out, name, scores):
+    """Write one seed per strategy; a second seed shifts every accuracy by the same amount."""
     summary, runs = [], []
     for run_id, (strategy, val_acc, test_acc) in enumerate(scores, start=1):
         summary.append(
             {"strategy": strategy, "lr": 0.05, "val_acc_mean": val_acc, "test_acc_mean": test_acc, "test_acc_ci95": 0.01}
         )
-        runs.append({"run_id": run_id, "strategy": strategy})
+        for seed in (0, 1):
+            runs.append(
+                {"run_id": 2 * run_id + seed, "strategy": strategy, "seed": seed, "val_acc": val_acc, "test_acc": test_acc + seed / 100}
+            )
     _write(out / name / "summary.csv", summary)
     _write(out / name / "results.csv", runs)
 
@@ -49,7 +53,8 @@ def test_page_picks_on_validation_and_judges_the_target(results, tmp_path):
     page = results.page(tmp_path)
 
     assert "Pick on validation: `augment`, test accuracy: 96.00% against the target 96.5% (not met)." in page
-    assert "| augment | 0.05 | 97.00 | 96.00 ± 1.00 | 4.00 | 2 |" in page
+    assert "| augment | 0.05 | 97.00 | 96.00 ± 1.00 | 4.00 | 4, 5 |" in page
+    assert "| mnist-5k, MLP, best regularization | mlp-mnist-5k | `augment` | 96.00 | 96.5 | no |" in page
     assert "Machine: test cpu" in page
     assert "reglab compare docs/results/mlp-mnist-5k.yaml --out results-out" in page
 
@@ -70,3 +75,5 @@ def test_ladder_ordering_is_by_test_error(results, tmp_path):
 
     expected = "baseline (6.00%) > max-norm (5.50%) > l2 (5.00%) > dropout-max-norm (4.50%) > dropout-l2 (4.00%)"
     assert expected in page
+    assert "- `max-norm` against `l2`: -0.50 points of test accuracy, unlike the paper; beyond" in page
+    assert "- `dropout-l2` against `max-norm`: +1.50 points of test accuracy, as in the paper; beyond" in page

@@ -222,3 +222,26 @@ def test_analysis_rejects_compare_file(tmp_path):
     assert result.exit_code == 2
     assert "backend: geometry trains in this process" in result.output
     assert not (tmp_path / "out").exists()
+
+
+def test_same_name_from_another_study_file_warns_and_names_the_overwritten_files(tmp_path, capsys):
+    from reglab.cli._analysis import warn_other_study_file
+
+    out = tmp_path / "analyses" / "shared" / "learning-curve"
+    out.mkdir(parents=True)
+    first, second = tmp_path / "a.yaml", tmp_path / "b.yaml"
+    first.write_text("name: shared\n")
+    second.write_text("name: shared\n")
+
+    assert warn_other_study_file(out, first) == []
+    (out / "learning_curve.csv").write_text("size\n")
+    (out / "learning_curve.png").write_bytes(b"png")
+    assert warn_other_study_file(out, first) == []
+    assert "Warning" not in capsys.readouterr().err
+
+    overwritten = warn_other_study_file(out, second)
+
+    assert [path.name for path in overwritten] == ["learning_curve.csv", "learning_curve.png"]
+    err = " ".join(capsys.readouterr().err.split())
+    assert f"holds the results of study file {first.resolve()}" in err
+    assert "overwrites learning_curve.csv, learning_curve.png" in err

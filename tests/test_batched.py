@@ -311,6 +311,12 @@ def test_fit_batched_raises_nan_member_error(digits):
         fit_batched(configs, make_split(digits, seed=3))
 
 
+def test_fit_batched_names_a_large_penalty(digits):
+    configs = [_config("ok", StrategyConfig(), epochs=1), _config("heavy", StrategyConfig(l2=1e300), epochs=1)]
+    with pytest.raises(TrainingError, match=r"strategy 'heavy'.*penalty strength l2=1e\+300.*lower the strength"):
+        fit_batched(configs, make_split(digits, seed=3))
+
+
 def test_fit_batched_opens_each_test_set_once(digits):
     configs = [_config(name, StrategyConfig(), epochs=1) for name in ("a", "b")]
     splits = [make_split(digits, seed=3) for _ in configs]

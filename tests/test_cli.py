@@ -61,6 +61,11 @@ def test_train_prints_history_and_test_metrics(tmp_path):
         (["--l1", "-1"], "compare: --l1 must be >= 0 (use 0 to switch it off), got -1.0."),
         (["--patience", "-2"], "compare: --patience must be an int >= 0, got -2."),
         (["--device", "banana"], "device 'banana' is not a torch device"),
+        (["--strategies", ""], "--strategies must name at least one item, got ''"),
+        (["--strategies", "l2,,dropout"], "--strategies has an empty item at position 2, got 'l2,,dropout'"),
+        (["--strategies", "l2,"], "--strategies has an empty item at position 2"),
+        (["--strategies", "l2,dropout,l2"], "strategy 'l2' is listed twice"),
+        (["--name", ""], "name: must start with a letter or digit"),
     ],
 )
 def test_compare_bad_input(tmp_path, args, message):
@@ -138,3 +143,67 @@ def test_missing_data_dir_is_an_error(tmp_path):
 
     assert result.exit_code == 2
     assert f"data folder '{tmp_path / 'typo'}' (--data-dir) not found" in result.output
+
+
+def test_compare_with_a_failed_run_exits_1_after_writing_everything(tmp_path):
+    args = ["--dataset", "digits", "--model", "mlp:16", "--epochs", "1", "--seeds", "1", "--lr", "0.05"]
+    result = invoke("compare", *args, "--strategies", "l2", "--l2", "1e300", "--out", str(tmp_path), "--quiet")
+
+    assert result.exit_code == 1, result.output
+    assert "1 of 2 run(s) failed" in result.output
+    assert "exit status is 1" in result.output
+    # The penalty, not the learning rate, is named as the likely cause.
+    assert "l2=1e+300" in result.output
+    assert "lower the learning rate" not in result.output
+    folder = tmp_path / "digits_mlp-16"
+    assert len((folder / "results.csv").read_text().splitlines()) == 2
+    assert "<h3>Failed runs</h3>" in (folder / "report.html").read_text()
+
+
+@pytest.mark.parametrize(("strategy", "setting"), [("augment", "augment"), ("random-erasing", "random_erasing")])
+def test_compare_rejects_image_strategies_on_feature_vectors_before_training(tmp_path, strategy, setting):
+    result = invoke(
+        "compare", "--dataset", "moons", "--model", "mlp:8", "--epochs", "1", "--seeds", "1",
+        "--strategies", strategy, "--out", str(tmp_path), "--quiet",
+    )  # fmt: skip
+
+    assert result.exit_code == 2, result.output
+    assert f"strategies.{strategy}.{setting}:" in result.output
+    assert "data set 'moons' has examples of shape (2,)" in result.output
+    assert f"remove {setting} from strategy '{strategy}'" in result.output
+    assert "failed" not in result.output
+    assert not (tmp_path / "moons_mlp-8").exists()
+
+
+
+def test_help_at_80_columns_shows_every_word():
+    """No help text is cut with '…' at 80 columns, and square brackets are printed, not read as markup."""
+    commands = [
+        "compare", "train", "init", "runs", "show", "report", "export", "reproduce", "leaderboard", "geometry",
+        "boundaries", "mc-curve", "capacity", "learning-curve", "validation-curve", "bias-variance", "tune", "compete",
+    ]  # fmt: skip
+    for command in commands:
+        result = runner.invoke(app, [command, "--help"], env={"COLUMNS": "80"})
+
+        assert result.exit_code == 0, result.output
+        assert "…" not in result.output, command
+        assert max(len(line) for line in result.output.splitlines()) <= 80, command
+        if command == "compare":
+            text = "".join(line.strip("│ ") for line in result.output.splitlines())
+            assert "'reglab[ray]'" in text
+            assert "'cnn[:C1,C2[,C3][:bn,fc=N]]'" in text
+            assert "--bias-variance-bootstraps" in text
+
+
+def test_batched_seconds_are_marked_as_shares(tmp_path):
+    """Runs of one seed train in one batch; the table says their seconds are equal shares."""
+    result = invoke(
+        "compare", "--dataset", "digits", "--model", "mlp:8", "--epochs", "1", "--seeds", "1", "--lr", "0.05",
+        "--strategies", "l2", "--out", str(tmp_path), "--quiet",
+    )  # fmt: skip
+
+    assert result.exit_code == 0, result.output
+    assert "seconds*" in result.output
+    assert "equal share of its batch's time" in " ".join(result.output.split())
+    html = (tmp_path / "digits_mlp-8" / "report.html").read_text()
+    assert "equal share of the batch's time" in " ".join(html.split())

@@ -1,5 +1,7 @@
 """The fit loop on digits: reproducibility, model selection and the sealed test set."""
 
+import re
+
 import pytest
 import torch
 
@@ -108,6 +110,16 @@ def test_learning_rate_search_keeps_test_sealed(digits):
 def test_non_finite_loss_raises_with_advice(digits):
     with pytest.raises(TrainingError, match=r"lower the learning rate \(lr=1e\+30\)"):
         run(digits, config(optimizer={"lr": 1e30}))
+
+
+@pytest.mark.parametrize(
+    ("regularization", "cause"),
+    [({"l2": 1e300}, "penalty strength l2=1e+300"), ({"l1": 1e300}, "penalty strength l1=1e+300")],
+)
+def test_non_finite_loss_names_a_large_penalty(digits, regularization, cause):
+    with pytest.raises(TrainingError, match=rf"likely cause is the {re.escape(cause)}, .*lower the strength") as raised:
+        run(digits, config(regularization=StrategyConfig(**regularization), epochs=1))
+    assert "lower the learning rate" not in str(raised.value)
 
 
 def test_adam_with_l2_warns(digits):

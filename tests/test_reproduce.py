@@ -146,3 +146,18 @@ def test_gpu_run_beyond_tolerance_is_a_mismatch(stored_copy):
 
     assert result.exit_code == 1
     assert "final_metrics.val_acc: stored" in result.output
+
+
+def test_invalid_stored_settings_are_listed_by_path(stored_copy):
+    run_id = run_id_of(stored_copy)
+    with sqlite3.connect(stored_copy / "reglab.db") as db:
+        config = json.loads(db.execute("SELECT config_json FROM runs WHERE id = ?", (run_id,)).fetchone()[0])
+        config["regularization"]["l2"] = -1.0
+        db.execute("UPDATE runs SET config_json = ? WHERE id = ?", (json.dumps(config), run_id))
+
+    result = runner.invoke(app, ["reproduce", str(run_id), "--out", str(stored_copy)])
+
+    assert result.exit_code == 2
+    assert f"the stored settings of run {run_id} are no longer valid" in result.output
+    assert "regularization.l2: Input should be greater than or equal to 0, got -1.0" in result.output
+    assert "validation error for" not in result.output

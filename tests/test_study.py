@@ -175,3 +175,17 @@ def test_one_epoch_study_with_learning_rate_search(tiny_spec, tmp_path):
     assert len(result.runs) == 3
     assert all(run["test_metrics"]["test_acc"] > 0 for run in result.runs)
     assert all(run["role"] == "run" for run in result.runs)
+
+
+def test_report_renders_when_every_run_failed(tiny_spec, tmp_path):
+    """With no finished run the report and CSV are still written and list the failures."""
+    spec = tiny_spec.model_copy(update={"optimizer": tiny_spec.optimizer.model_copy(update={"lr": 1e10}), "seeds": [0], "epochs": 1})
+    outcome = compare_study(spec, tmp_path)
+
+    assert outcome.summaries == []
+    assert len(outcome.result.failures) == 3
+    html = outcome.report_path.read_text()
+    assert "No run finished" in html
+    assert "<h3>Failed runs</h3>" in html
+    assert "became nan" in html
+    assert outcome.results_path.exists()

@@ -237,3 +237,25 @@ def test_sections_escape_strategy_names(tmp_path):
     assert BV_SECTION in html
     assert "<i>drop</i>" not in html
     assert "&lt;i&gt;drop&lt;/i&gt; against baseline" in html
+
+
+def test_mc_section_with_per_layer_dropout(tmp_path):
+    """A list of drop probabilities, one per site, is scored and titled like a single p."""
+    from reglab.training.config import DropoutSettings, StrategyConfig
+
+    spec = StudySpec(
+        name="layered",
+        dataset="digits",
+        model="cnn:4,8:bn",
+        strategies={"conv-dropout": StrategyConfig(dropout=DropoutSettings(p=[0.1, 0.2, 0.5]))},
+        seeds=[0],
+        epochs=1,
+        batch_size=64,
+        lr_grid=None,
+    )
+    outcome = compare_study(spec, tmp_path, mc_samples=[1, 2])
+
+    html = outcome.report_path.read_text(encoding="utf-8")
+    assert MC_SECTION in html
+    assert "dropout(p=[0.1, 0.2, 0.5], input_p=0)" in html
+    assert {row["strategy"] for row in _read(outcome.mc_curve_path)} == {"conv-dropout"}

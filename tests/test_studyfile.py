@@ -1,6 +1,7 @@
 """YAML study files: loading, errors with the path to the key, command-line overrides, init."""
 
 import json
+import re
 import sqlite3
 import textwrap
 
@@ -79,6 +80,11 @@ def test_strategy_list_names_builtins():
 
     assert list(spec.strategies) == ["baseline", "dropout", "l2"]
     assert spec.seeds == [0, 1]
+
+
+def test_strategy_list_rejects_a_repeated_name():
+    with pytest.raises(ConfigError, match=r"strategy 'l2' is listed twice in \['l2', 'dropout', 'l2'\]"):
+        study_spec_from_dict({"strategies": ["l2", "dropout", "l2"]})
 
 
 def test_builtin_override_merges_nested_settings():
@@ -234,3 +240,32 @@ def test_explicit_flags_override_the_file(tmp_path):
     assert stored["seeds"] == [0]
     assert stored["batch_size"] == 64
     assert stored["strategies"]["l2"]["l2"] == 0.01
+
+
+@pytest.mark.parametrize(
+    ("text", "where"),
+    [
+        ("strategies:\n  d:\n    dropout: {p: .nan}\n", "strategies.d.dropout.p"),
+        ("strategies:\n  d:\n    dropout: {p: [0.1, .inf]}\n", "strategies.d.dropout.p"),
+        ("strategies:\n  big:\n    l2: .inf\n", "strategies.big.l2"),
+        ("lr: .nan\n", "lr"),
+    ],
+)
+def test_study_file_rejects_non_finite_numbers(tmp_path, text, where):
+    path = tmp_path / "study.yaml"
+    path.write_text("name: s\ndataset: digits\n" + text)
+
+    with pytest.raises(ConfigError, match=rf"{re.escape(where)}\S*: Input should be a finite number, got (nan|inf)"):
+        load_study_file(path)
+
+
+def test_exponent_without_point_is_a_number(tmp_path):
+    """PyYAML (YAML 1.1) reads 1e9 as text; study files read it as a number, as YAML 1.2 does."""
+    path = tmp_path / "study.yaml"
+    path.write_text("name: s\ndataset: digits\nepochs: 1e1\nlr: auto\nlr_grid: [1e-2, 5E-2]\nstrategies:\n  big:\n    l2: 1e-4\n")
+
+    spec = load_study_file(path)
+
+    assert spec.epochs == 10
+    assert spec.lr_grid == [0.01, 0.05]
+    assert spec.strategies["big"].l2 == 1e-4

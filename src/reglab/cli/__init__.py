@@ -10,7 +10,7 @@ import logging
 
 import typer
 
-from reglab.cli._common import console, handle_errors
+from reglab.cli._common import console, escape_help_texts, fold_long_help_words, handle_errors
 from reglab.cli.boundaries import boundaries
 from reglab.cli.capacity import capacity
 from reglab.cli.compare import compare
@@ -54,6 +54,8 @@ app.command(name="validation-curve")(handle_errors(validation_curve))
 app.command(name="bias-variance")(handle_errors(bias_variance))
 app.command()(handle_errors(tune))
 app.command()(handle_errors(compete))
+escape_help_texts(app)
+fold_long_help_words()
 
 
 def main() -> None:

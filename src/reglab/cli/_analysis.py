@@ -8,8 +8,16 @@ from pathlib import Path
 from typing import Any, Optional
 
 import typer
+from rich.markup import escape
 
-from reglab.cli._common import MODEL_HELP, console, given_on_command_line, parse_csv_list, prepare_output_folder
+from reglab.cli._common import (
+    MODEL_HELP,
+    console,
+    error_console,
+    given_on_command_line,
+    parse_csv_list,
+    prepare_output_folder,
+)
 from reglab.errors import ConfigError
 
 ANALYSES_FOLDER = Path("reglab-runs") / "analyses"
@@ -80,7 +88,44 @@ def resolve_analysis(
         name = contents.name
         if name is not None and not given_on_command_line(ctx, "out"):
             out = ANALYSES_FOLDER / name / command
-    return AnalysisRun(command, settings, prepare_output_folder(out), name)
+    out = prepare_output_folder(out)
+    if study_file is not None:
+        warn_other_study_file(out, study_file)
+    return AnalysisRun(command, settings, out, name)
+
+
+#: The file in an analysis's output folder that names the study file that last wrote there.
+SOURCE_FILE = ".study-file"
+
+
+def warn_other_study_file(out: Path, study_file: Path) -> list[Path]:
+    """Warn when the outputs in ``out`` came from another study file, and record ``study_file`` as their source.
+
+    Two study files with the same ``name`` share ``reglab-runs/analyses/<name>/<command>``,
+    so the second overwrites the first's figures and CSV files. The run goes on, as with
+    any output folder, and the warning names the files that it overwrites.
+
+    Returns:
+        The existing files that the analysis overwrites; empty when ``out`` held results of
+        the same study file, or none.
+    """
+    marker = out / SOURCE_FILE
+    source = str(study_file.resolve())
+    previous = marker.read_text(encoding="utf-8").strip() if marker.is_file() else None
+    overwritten = []
+    if previous is not None and previous != source:
+        overwritten = sorted(path for path in out.iterdir() if path.is_file() and path.name != SOURCE_FILE)
+        if overwritten:
+            names = ", ".join(path.name for path in overwritten)
+            error_console.print(
+                f"[yellow]Warning:[/] {escape(str(out))} holds the results of study file {escape(previous)}, which has "
+                f"the same name; this run of {escape(source)} overwrites {escape(names)}. Give one of the files "
+                "another name, or pass --out, to keep both.",
+                highlight=False,
+                soft_wrap=True,
+            )
+    marker.write_text(source + "\n", encoding="utf-8")
+    return overwritten
 
 
 def model_option(default: str) -> Any:

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import functools
+import inspect
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.highlighter import Highlighter
 from rich.markup import escape
+from rich.text import Text
+from typer.models import ParameterInfo
 
 from reglab._paths import prepare_writable_folder
 from reglab.errors import ConfigError, ReglabError
@@ -47,6 +52,76 @@ def handle_errors(command: Command) -> Command:
     return wrapper  # type: ignore[return-value]
 
 
+def _join_wrapped_lines(text: str) -> str:
+    """Join the lines of each paragraph of a docstring, so the terminal wraps them, keeping list items on their own lines."""
+    return re.sub(r"(?<!\n)\n(?!\n|\s*[-*] )", " ", text)
+
+
+def escape_help_texts(app: typer.Typer) -> None:
+    """Escape the square brackets of every command's help, so rich prints them as written.
+
+    Typer reads help texts as rich markup, where ``[ray]`` in ``pip install 'reglab[ray]'``
+    is a style tag and vanishes. Options shared by several commands are escaped once. The
+    lines of each docstring paragraph are joined, so that the terminal wraps them.
+    """
+    escaped: set[int] = set()
+    for command in app.registered_commands:
+        callback = command.callback
+        if command.help is None and callback is not None and callback.__doc__:
+            command.help = escape(_join_wrapped_lines(inspect.getdoc(callback) or ""))
+        for parameter in inspect.signature(callback).parameters.values() if callback else ():
+            info = parameter.default
+            if isinstance(info, ParameterInfo) and info.help and id(info) not in escaped:
+                escaped.add(id(info))
+                info.help = escape(info.help)
+
+
+class _Folding(Highlighter):
+    """A rich highlighter that also lets its text fold a word wider than the column."""
+
+    def __init__(self, inner: Highlighter) -> None:
+        self.inner = inner
+
+    def __call__(self, text: str | Text) -> Text:
+        result = self.inner(text)
+        result.overflow = "fold"
+        return result
+
+    def highlight(self, text: Text) -> None:
+        self.inner.highlight(text)
+
+
+def fold_long_help_words() -> None:
+    """Fold a word of ``--help`` wider than its column instead of cutting it with '…'.
+
+    At 80 columns the help column of ``compare`` is about 18 characters wide, narrower
+    than a model spec such as ``cnn[:C1,C2[,C3][:bn,fc=N]]`` or a default folder, and the
+    table also narrows the option names below ``--bias-variance-bootstraps``. Typer builds
+    the option names and the help of the table with its module's highlighters and joins a
+    help's parts in a rich ``Columns``; this wraps the highlighters so their text folds, and
+    joins the parts into one folding ``Text``.
+    """
+    from typer import rich_utils
+
+    if isinstance(rich_utils.highlighter, _Folding):
+        return
+    for name in ("highlighter", "negative_highlighter"):
+        setattr(rich_utils, name, _Folding(getattr(rich_utils, name)))
+    original = rich_utils._get_parameter_help
+
+    @functools.wraps(original)
+    def parameter_help(**kwargs: Any) -> Any:
+        columns = original(**kwargs)
+        items = getattr(columns, "renderables", None)
+        if not items or not all(isinstance(item, Text) for item in items):
+            return columns
+        text = Text(" ").join(items)
+        text.overflow = "fold"
+        return text
+
+    rich_utils._get_parameter_help = parameter_help
+
+
 def given_on_command_line(ctx: typer.Context, parameter: str) -> bool:
     """Return whether option ``parameter`` (the function argument's name) was given on the command line or by environment."""
     # Compared by name: typer 0.29 vendors its own click, whose ParameterSource is
@@ -62,6 +137,23 @@ def prepare_output_folder(out: Path, option: str = "--out") -> Path:
 
 def parse_csv_list(text: str) -> list[str]:
     return [item.strip() for item in text.split(",") if item.strip()]
+
+
+def parse_name_list(option: str, text: str) -> list[str]:
+    """Parse comma-separated names such as ``l2,dropout``, rejecting an empty list or an empty item.
+
+    Raises:
+        ConfigError: ``text`` is empty, or two commas (or a comma at an end) leave an empty item.
+    """
+    items = [item.strip() for item in text.split(",")]
+    if not any(items):
+        raise ConfigError(f"{option} must name at least one item, got {text!r}; leave the option out for the default.")
+    if not all(items):
+        raise ConfigError(
+            f"{option} has an empty item at position {items.index('') + 1}, got {text!r}; "
+            "separate the names with single commas, for example 'l2,dropout'."
+        )
+    return items
 
 
 DatasetOption = typer.Option(

@@ -26,7 +26,7 @@ from reglab.cli._common import (
     QuietOption,
     batch_size_option,
     console,
-    parse_csv_list,
+    parse_name_list,
 )
 
 
@@ -65,7 +65,7 @@ def bias_variance(
         out,
         dataset=dataset,
         model=model,
-        strategies=parse_csv_list(strategies),
+        strategies=parse_name_list("--strategies", strategies),
         bootstraps=bootstraps,
         seeds=list(range(seeds)),
         epochs=epochs,

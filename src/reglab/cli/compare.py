@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import contextlib
 from pathlib import Path
-from typing import Optional
+from collections.abc import Sequence
+from typing import Any, Optional
 
 import typer
 from rich import box
@@ -13,6 +14,7 @@ from rich.table import Table
 from reglab.study.bias_variance import BIAS_VARIANCE_BOOTSTRAPS, check_bootstraps
 from reglab.study.mc_dropout import MC_SAMPLES, check_mc_samples
 from reglab.study.strategies import StrategyDefaults
+from reglab.study.summary import has_batched_runs
 from reglab.cli._common import (
     DataDirOption,
     DatasetOption,
@@ -25,7 +27,7 @@ from reglab.cli._common import (
     WarmupOption,
     console,
     given_on_command_line,
-    parse_csv_list,
+    parse_name_list,
     parse_int_list,
     prepare_output_folder,
 )
@@ -150,7 +152,11 @@ def compare(
         ),
     ),
 ) -> None:
-    """Train a baseline and each regularization strategy over several seeds and compare them."""
+    """Train a baseline and each regularization strategy over several seeds and compare them.
+
+    Exit status: 0 when every run finished; 1 when any run failed (the report, the CSV files
+    and the run database are written first); 2 on bad input; 130 on Ctrl-C.
+    """
     from reglab.cli._progress import RichProgress
     from reglab.study import CompareOptions, compare_study
 
@@ -165,7 +171,7 @@ def compare(
             name=given("name", name),
             dataset=given("dataset", dataset),
             model=given("model", model),
-            strategies=parse_csv_list(strategies) if given("strategies", strategies) is not None else None,
+            strategies=parse_name_list("--strategies", strategies) if given("strategies", strategies) is not None else None,
             seeds=given("seeds", seeds),
             epochs=given("epochs", epochs),
             lr=given("lr", lr),
@@ -188,7 +194,7 @@ def compare(
         options = CompareOptions(
             dataset=dataset,
             model=model,
-            strategies=parse_csv_list(strategies),
+            strategies=parse_name_list("--strategies", strategies),
             seeds=seeds,
             epochs=epochs,
             lr=lr,
@@ -238,7 +244,7 @@ def compare(
         )
         raise typer.Exit(130) from None
 
-    console.print(results_table(outcome.summaries, title=f"{spec.name}: {spec.dataset}, {spec.model}"))
+    console.print(results_table(outcome.summaries, f"{spec.name}: {spec.dataset}, {spec.model}", outcome.result.runs))
     if outcome.result.failures:
         console.print(f"[red]{len(outcome.result.failures)} run(s) failed:[/]")
         for failure in outcome.result.failures:
@@ -253,17 +259,30 @@ def compare(
     if scalars is not None:
         scalars.write_all(outcome.result.runs)
         console.print(f"TensorBoard: {len(scalars.written)} new run log(s) in {tensorboard / spec.name}", highlight=False)
+    failed = len(outcome.result.failures)
+    if failed:
+        console.print(
+            f"[red]{failed} of {failed + len(outcome.result.runs)} run(s) failed[/], so the exit status is 1; "
+            "the report lists them, and 'reglab runs --status failed' shows their errors.",
+            highlight=False,
+        )
+        raise typer.Exit(1)
 
 
-def results_table(summaries, title: str) -> Table:
-    """Build the terminal table: accuracies in percent with 95% intervals over seeds."""
-    table = Table(
-        title=title,
-        caption="accuracies in %: mean±95% interval over seeds; ✓ = test accuracy above the baseline's, paired over seeds",
-        box=box.SIMPLE_HEAD,
-    )
+def results_table(summaries, title: str, runs: Sequence[dict[str, Any]] = ()) -> Table:
+    """Build the terminal table: accuracies in percent with 95% intervals over seeds.
+
+    When some of ``runs`` trained in a batch, the seconds column is named ``seconds*`` and
+    the caption explains that a batched run's time is an equal share of its batch's time.
+    """
+    caption = "accuracies in %: mean±95% interval over seeds; ✓ = test accuracy above the baseline's, paired over seeds"
+    seconds = "seconds"
+    if has_batched_runs(runs):
+        seconds = "seconds*"
+        caption += "; seconds* = a batched run's equal share of its batch's time (one seed's runs train together), not its own"
+    table = Table(title=title, caption=caption, box=box.SIMPLE_HEAD)
     table.add_column("strategy", no_wrap=True)
-    for column in ("lr", "train", "val", "test", "gap", "Δ test", "epoch", "seconds"):
+    for column in ("lr", "train", "val", "test", "gap", "Δ test", "epoch", seconds):
         table.add_column(column, justify="right", overflow="fold")
     for summary in summaries:
         comparison = summary.vs_baseline

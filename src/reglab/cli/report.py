@@ -34,7 +34,7 @@ def report(
     samples = parse_int_list("--mc-samples", mc_samples)
     outcome = report_study(study, out, data_dir=str(data_dir) if data_dir else None, mc_curve=mc_curve, mc_samples=samples)
     spec = outcome.result.spec
-    console.print(results_table(outcome.summaries, title=f"{spec.name}: {spec.dataset}, {spec.model}"))
+    console.print(results_table(outcome.summaries, f"{spec.name}: {spec.dataset}, {spec.model}", outcome.result.runs))
     missing = len(spec.strategies) * len(spec.seeds) - len(outcome.result.runs) - len(outcome.result.failures)
     if outcome.result.failures:
         console.print(f"[red]{len(outcome.result.failures)} run(s) failed[/]; list them with: reglab runs --status failed")

@@ -20,7 +20,7 @@ from reglab.cli._common import (
     QuietOption,
     batch_size_option,
     console,
-    parse_csv_list,
+    parse_name_list,
     percent,
     prepare_output_folder,
 )
@@ -62,7 +62,7 @@ def tune(
     from reglab.study.tune import tune as run_tune
 
     optuna = import_optuna()
-    names = check_params(parse_csv_list(params))
+    names = check_params(parse_name_list("--params", params))
     # Optuna logs every trial at INFO level through its own handler; the lines below replace them.
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     out = prepare_output_folder(out)

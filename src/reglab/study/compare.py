@@ -72,7 +72,7 @@ class CompareOptions:
             raise ConfigError(f"compare: seeds must be an int >= 1, got {self.seeds!r}.")
 
         data = {
-            "name": self.name or default_study_name(self.dataset, self.model),
+            "name": self.name if self.name is not None else default_study_name(self.dataset, self.model),
             "dataset": self.dataset,
             "model": self.model,
             "strategies": strategies,

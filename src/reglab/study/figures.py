@@ -16,6 +16,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from reglab.study.summary import StrategySummary  # noqa: E402
+from reglab.training.config import format_probability  # noqa: E402
 
 
 def _png(figure: plt.Figure) -> bytes:
@@ -175,7 +176,7 @@ def mc_dropout_curves(samples: Sequence[int], curves: dict[str, Any]) -> bytes:
             ax.minorticks_off()
             ax.set_xlabel("dropout masks averaged, T (log scale)")
             ax.set_ylabel(label)
-            ax.set_title(f"{name}: p = {curve.p:g}, input p = {curve.input_p:g}, {len(curve.seeds)} seed(s)", fontsize=10)
+            ax.set_title(f"{name}: p = {format_probability(curve.p)}, input p = {curve.input_p:g}, {len(curve.seeds)} seed(s)", fontsize=10)
             ax.grid(alpha=0.3)
         axes[row, 0].legend(loc="lower right", fontsize=8)
     figure.tight_layout()

@@ -27,7 +27,7 @@ from reglab.errors import ConfigError
 from reglab.inference import MEANS, NoisyEstimateWarning, mc_predict
 from reglab.study.checkpoints import checkpoint_path, load_checkpoint
 from reglab.study.runner import StudyResult
-from reglab.training.config import RunConfig, StrategyConfig
+from reglab.training.config import RunConfig, StrategyConfig, largest_probability
 from reglab.training.model_builder import build_run_model
 
 logger = logging.getLogger(__name__)
@@ -41,7 +41,7 @@ class StrategyMCCurve:
     """Validation accuracy and NLL of one dropout strategy's runs, per mean and T.
 
     Attributes:
-        p: drop probability after each hidden layer.
+        p: drop probability after each hidden layer, one number or one per layer.
         input_p: drop probability on the input.
         seeds: the seeds of the scored runs, in the order of the arrays' first axis.
         run_ids: the stored run of each seed.
@@ -52,7 +52,7 @@ class StrategyMCCurve:
         deterministic_nll: its validation NLL, shape ``(seeds,)``.
     """
 
-    p: float
+    p: float | list[float]
     input_p: float
     seeds: list[int]
     run_ids: list[int]
@@ -107,7 +107,7 @@ def check_mc_samples(samples: Sequence[Any], owner: str = "compare") -> list[int
 def uses_dropout(config: StrategyConfig) -> bool:
     """Return True when ``config`` drops units after the hidden layers or on the input."""
     dropout = config.dropout
-    return dropout is not None and (dropout.p > 0 or dropout.input_p > 0)
+    return dropout is not None and (largest_probability(dropout.p) > 0 or dropout.input_p > 0)
 
 
 def dropout_strategies(result: StudyResult) -> list[str]:

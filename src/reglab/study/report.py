@@ -25,7 +25,7 @@ from reglab.study.learning_curve import StudyLearningCurve, describe_learning_cu
 from reglab.study.mc_dropout import StudyMCCurve, describe_mc_curve
 from reglab.study.runner import StudyResult
 from reglab.study.store import library_versions
-from reglab.study.summary import StrategySummary, summarize
+from reglab.study.summary import StrategySummary, has_batched_runs, summarize
 
 SPARSITY_THRESHOLD = 1e-3
 
@@ -125,7 +125,15 @@ def build_report(
         runs_by_strategy.setdefault(run["strategy"], []).append(run)
 
     augmentation_png, augmentation_text = _augmentation_figure(result)
-    figure_data = {"augmentation": augmentation_png, "training_size": None, "mc_curve": None, "bias_variance": None}
+    figure_data = {
+        "augmentation": augmentation_png,
+        "learning_curves": None,
+        "gap": None,
+        "test_accuracy": None,
+        "training_size": None,
+        "mc_curve": None,
+        "bias_variance": None,
+    }
     if runs_by_strategy:
         figure_data["learning_curves"] = _b64(figures.learning_curves(runs_by_strategy))
         figure_data["gap"] = _b64(figures.gap_curves(runs_by_strategy))
@@ -164,6 +172,7 @@ def build_report(
     return {
         "spec": spec,
         "summaries": summaries,
+        "batched_seconds": has_batched_runs(result.runs),
         "failures": result.failures,
         "lr_choices": {name: asdict(choice) for name, choice in result.lr_choices.items()},
         "lr_note": lr_note,

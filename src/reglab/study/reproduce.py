@@ -19,12 +19,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+from pydantic import ValidationError
 
 from reglab.data import load_dataset, make_split
 from reglab.errors import ConfigError
 from reglab.study.checkpoints import checkpoint_path, load_checkpoint
 from reglab.study.store import RunStore, library_versions
-from reglab.training.config import RunConfig
+from reglab.training.config import RunConfig, format_validation_error
 from reglab.training.determinism import GPU_TOLERANCE
 from reglab.training.device import resolve_device
 from reglab.training.fit import RunResult, TrainingError, fit
@@ -125,10 +126,7 @@ def reproduce_run(
             "reproduce the study's runs with role 'run'."
         )
 
-    try:
-        config = RunConfig.model_validate(stored["config"])
-    except ValueError as error:
-        raise ConfigError(f"the stored settings of run {run_id} are no longer valid: {error}") from None
+    config = _stored_config(stored)
     split_seed = (stored["split"] or {}).get("seed", config.seed)
     dataset = load_dataset(config.dataset, data_dir=data_dir, download=download)
     split = make_split(dataset, seed=split_seed, val_fraction=config.val_fraction, test_fraction=config.test_fraction)
@@ -196,10 +194,20 @@ def _stored_batch(store: RunStore, stored: dict[str, Any], config: RunConfig) ->
     by_key = {run["run_key"]: run for run in store.runs(stored["study"], role=None)}
     if any(key not in by_key for key in keys):
         return [config], 0
-    batch = [RunConfig.model_validate(by_key[key]["config"]) for key in keys]
+    batch = [_stored_config(by_key[key]) for key in keys]
     position = keys.index(stored["run_key"])
     batch[position] = config
     return batch, position
+
+
+def _stored_config(stored: dict[str, Any]) -> RunConfig:
+    """Validate a stored run's settings, raising ConfigError with one ``path: message`` line per bad key."""
+    try:
+        return RunConfig.model_validate(stored["config"])
+    except ValidationError as error:
+        raise ConfigError(
+            f"the stored settings of run {stored['id']} are no longer valid:\n{format_validation_error(error)}"
+        ) from None
 
 
 def _fresh_test(split: Any) -> Any:

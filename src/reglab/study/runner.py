@@ -28,6 +28,7 @@ from reglab.training.device import resolve_device
 from reglab.training.fit import EpochCallback, RunResult, fit
 from reglab.training.fit_batched import batching_problem, fit_batched
 from reglab.training.model_builder import build_run_model
+from reglab.training.step import check_image_settings
 
 logger = logging.getLogger(__name__)
 
@@ -141,10 +142,14 @@ def check_backend(backend: str, address: str | None) -> None:
 
 
 def _check_models(spec: StudySpec, dataset: Dataset) -> None:
-    """Build each strategy's network once, so that a model unfit for the data or the strategy fails before training."""
+    """Build each strategy's network once and check its image-only settings, so that a model or a
+    setting unfit for the data or the strategy fails before training."""
+    input_shape = tuple(dataset.x_train.shape[1:])
     with torch.random.fork_rng():
         for name in spec.strategies:
-            build_run_model(spec.run_config(name, spec.seeds[0]), tuple(dataset.x_train.shape[1:]), len(dataset.classes))
+            config = spec.run_config(name, spec.seeds[0])
+            check_image_settings(config, input_shape)
+            build_run_model(config, input_shape, len(dataset.classes))
 
 
 def run_study(

@@ -106,12 +106,16 @@ def resolve_strategies(names: list[str], defaults: StrategyDefaults | None = Non
     The baseline is always included, because every other strategy is compared against it.
 
     Raises:
-        ConfigError: a name is not a built-in strategy; the message lists the known ones.
+        ConfigError: a name is not a built-in strategy (the message lists the known ones), or
+            a name is listed twice.
     """
     unknown = [name for name in names if name not in STRATEGY_NAMES]
     if unknown:
         known = ", ".join(STRATEGY_NAMES)
         raise ConfigError(f"Unknown strategy {unknown[0]!r}; the built-in strategies are: {known}.")
+    repeated = [name for index, name in enumerate(names) if name in names[:index]]
+    if repeated:
+        raise ConfigError(f"strategy {repeated[0]!r} is listed twice in {list(names)!r}; list each strategy once.")
 
     available = builtin_strategies(defaults)
     ordered = ["baseline"] + [name for name in names if name != "baseline"]

@@ -17,6 +17,7 @@ not use them; :mod:`reglab.study.analysisfile` reads a study file for an analysi
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Union
@@ -165,7 +166,7 @@ def load_study_mapping(path: Path) -> dict[str, Any]:
         raise ConfigError(f"cannot read study file '{path}': {error}.") from None
 
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_StudyFileLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as error:
         raise ConfigError(f"study file '{path}' is not valid YAML: {_describe_yaml_error(error)}") from None
 
@@ -381,6 +382,21 @@ def _apply_strengths(name: str, config: StrategyConfig, overrides: StudyOverride
     if config.early_stopping is not None and overrides.patience is not None:
         data["early_stopping"] = {**(data.get("early_stopping") or {}), "patience": overrides.patience}
     return validate(StrategyConfig, data, f"strategies.{name}")
+
+
+class _StudyFileLoader(yaml.SafeLoader):
+    """PyYAML's safe loader that also reads ``1e9`` and ``5E-4`` as numbers, as YAML 1.2 does.
+
+    PyYAML follows YAML 1.1, whose floats need a point (``1.0e9``), so ``lr: 1e-3`` would
+    arrive as the text ``'1e-3'``.
+    """
+
+
+_StudyFileLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
 
 
 def _describe_yaml_error(error: yaml.YAMLError) -> str:

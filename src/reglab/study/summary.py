@@ -53,6 +53,11 @@ def run_row(run: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def has_batched_runs(runs: Sequence[dict[str, Any]]) -> bool:
+    """Return whether any of ``runs`` trained in a batch of several, so its seconds are a share of the batch's time."""
+    return any(((run.get("timings") or {}).get("batched_members") or 1) > 1 for run in runs)
+
+
 def summarize(runs: Sequence[dict[str, Any]], descriptions: dict[str, str], baseline: str = "baseline") -> list[StrategySummary]:
     """Summarize finished runs per strategy, in the order of ``descriptions``.
 

@@ -17,7 +17,7 @@ from reglab.errors import ConfigError
 
 
 class _Settings(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 def _check_layer_probability(value: float | list[float]) -> float | list[float]:
@@ -141,9 +141,9 @@ class StrategyConfig(_Settings):
         if self.l1:
             parts.append(f"l1={self.l1:g}")
         if self.dropout is not None:
-            parts.append(f"dropout(p={_format_p(self.dropout.p)}, input_p={self.dropout.input_p:g})")
+            parts.append(f"dropout(p={format_probability(self.dropout.p)}, input_p={self.dropout.input_p:g})")
         if self.dropconnect is not None:
-            parts.append(f"dropconnect(p={_format_p(self.dropconnect.p)})")
+            parts.append(f"dropconnect(p={format_probability(self.dropconnect.p)})")
         if self.max_norm is not None:
             parts.append(f"max_norm={self.max_norm:g}")
         if self.augment:
@@ -167,8 +167,14 @@ class StrategyConfig(_Settings):
         return ", ".join(parts) or "no regularization"
 
 
-def _format_p(p: float | list[float]) -> str:
+def format_probability(p: float | list[float]) -> str:
+    """Format a drop probability, one number or one per layer, as ``0.5`` or ``[0.1, 0.2]``."""
     return f"{p:g}" if isinstance(p, float) else "[" + ", ".join(f"{value:g}" for value in p) + "]"
+
+
+def largest_probability(p: float | list[float]) -> float:
+    """Return the largest drop probability of ``p``, one number or one per layer (0 for an empty list)."""
+    return p if isinstance(p, float) else max(p, default=0.0)
 
 
 class OptimizerSettings(_Settings):

@@ -39,7 +39,7 @@ from reglab.training.diagnostics import layer_stats
 from reglab.training.evaluate import evaluate
 from reglab.training.model_builder import build_run_model
 from reglab.training.optim import build_optimizer
-from reglab.training.step import TrainingStep
+from reglab.training.step import TrainingStep, check_image_settings
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +48,25 @@ EpochCallback = Callable[[int, dict[str, float]], None]
 
 class TrainingError(ReglabError):
     """Training could not go on, for example because the loss became NaN or infinite."""
+
+
+def non_finite_loss_message(config: RunConfig, lr: float, loss: float, epoch: int) -> str:
+    """Return the error for a loss that became NaN or infinite, naming its likely cause.
+
+    A penalty strength ``s`` is the likely cause when ``s >= 1`` or ``lr * s >= 1``: its
+    term then outweighs the data loss, or one gradient step on it alone, ``w <- w - lr * s * w``
+    for L2, moves every weight by at least its own size. Otherwise the learning rate is.
+    """
+    reg = config.regularization
+    strengths = {"l2": reg.l2, "l1": reg.l1, "weight_decay": reg.weight_decay or config.optimizer.weight_decay}
+    large = [f"{name}={value:g}" for name, value in strengths.items() if value >= 1 or lr * value >= 1]
+    where = f"the training loss became {loss} in epoch {epoch} of strategy {config.strategy!r} (seed {config.seed})"
+    if large:
+        return (
+            f"{where}; the likely cause is the penalty strength {' and '.join(large)}, which is >= 1 or >= 1/lr "
+            f"(lr={lr:g}); lower the strength."
+        )
+    return f"{where}; lower the learning rate (lr={lr:g})."
 
 
 @dataclass
@@ -202,7 +221,7 @@ class _Trainer:
         self.penalties = [p for p in (L2(reg.l2) if reg.l2 else None, L1(reg.l1) if reg.l1 else None) if p]
         check_optimizer(self.optimizer, self.penalties)
         self.max_norm = MaxNorm(reg.max_norm) if reg.max_norm is not None else None
-        self.augmentation = _build_augmentation(config, split) if reg.augment else None
+        self.augmentation = build_augmentation(config, tuple(split.train.x.shape[1:])) if reg.augment else None
 
         self.data_generator = torch.Generator().manual_seed(config.seed)
         self.augment_generator = torch.Generator(device=device).manual_seed(config.seed + 1)
@@ -220,10 +239,7 @@ class _Trainer:
             for penalty in self.penalties:
                 loss = loss + penalty(self.model)
             if not torch.isfinite(loss):
-                raise TrainingError(
-                    f"the training loss became {loss.item()} in epoch {epoch} of strategy "
-                    f"{self.config.strategy!r} (seed {self.config.seed}); lower the learning rate (lr={self.lr:g})."
-                )
+                raise TrainingError(non_finite_loss_message(self.config, self.lr, loss.item(), epoch))
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.step.step()
@@ -265,8 +281,14 @@ def _build_early_stopping(config: RunConfig) -> EarlyStopping | None:
     return EarlyStopping(**settings.model_dump(exclude={"refit"}))
 
 
-def _build_augmentation(config: RunConfig, split: Split) -> nn.Module:
-    augmentation = default_augmentation(config.dataset, tuple(split.train.x.shape[1:]))
+def build_augmentation(config: RunConfig, input_shape: tuple[int, ...]) -> nn.Module:
+    """Return the data set's default augmentation for a run with ``augment``.
+
+    Raises:
+        ConfigError: the data set's examples are not images, see :func:`check_image_settings`.
+    """
+    check_image_settings(config, input_shape)
+    augmentation = default_augmentation(config.dataset, input_shape)
     check_transforms_for_dataset(augmentation, config.dataset)
     return augmentation
 

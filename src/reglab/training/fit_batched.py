@@ -41,19 +41,18 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from reglab.augment import check_transforms_for_dataset, default_augmentation
 from reglab.data import Split, iterate_minibatches
 from reglab.early_stopping import EarlyStopping, StopReason
 from reglab.errors import ConfigError
 from reglab.nn.checks import check_eval_deterministic
 from reglab.nn.models import parse_model_spec
 from reglab.training.batched import BatchedMLP, MemberSettings, member_model
-from reglab.training.config import RunConfig
+from reglab.training.config import RunConfig, largest_probability
 from reglab.training.determinism import deterministic_mode
 from reglab.training.device import resolve_device
 from reglab.training.diagnostics import layer_stats
 from reglab.training.evaluate import evaluate
-from reglab.training.fit import RunResult, TrainingError
+from reglab.training.fit import RunResult, TrainingError, build_augmentation, non_finite_loss_message
 from reglab.training.model_builder import build_run_model
 
 logger = logging.getLogger(__name__)
@@ -299,9 +298,7 @@ class _BatchedTrainer:
         self.augment_generators: list[torch.Generator | None] = []
         for config in configs:
             if config.regularization.augment:
-                augmentation = default_augmentation(config.dataset, input_shape)
-                check_transforms_for_dataset(augmentation, config.dataset)
-                self.augmentations.append(augmentation)
+                self.augmentations.append(build_augmentation(config, input_shape))
                 self.augment_generators.append(torch.Generator(device=device).manual_seed(config.seed + 1))
             else:
                 self.augmentations.append(None)
@@ -443,10 +440,7 @@ class _BatchedTrainer:
             config = self.configs[member]
             outcome = self.outcomes[member]
             lr = self.engine.settings[position].lr
-            outcome.error = TrainingError(
-                f"the training loss became {losses[position].item()} in epoch {epoch} of strategy "
-                f"{config.strategy!r} (seed {config.seed}); lower the learning rate (lr={lr:g})."
-            )
+            outcome.error = TrainingError(non_finite_loss_message(config, lr, losses[position].item(), epoch))
         self._remove(failed)
 
     @torch.no_grad()
@@ -515,7 +509,7 @@ def _init_member(
     dropout = config.regularization.dropout
     torch.manual_seed(config.seed)
     model = build_run_model(config, input_shape, num_classes)
-    if dropout is None or (dropout.p == 0 and dropout.input_p == 0):
+    if dropout is None or (largest_probability(dropout.p) == 0 and dropout.input_p == 0):
         return model, None
     if device.type == "cpu":
         generator = torch.Generator()

@@ -7,7 +7,7 @@ from torch import nn
 from reglab.errors import ConfigError
 from reglab.nn.model_spec import user_module_error
 from reglab.nn.models import build_model, dropconnect_rates, dropout_rates, parse_model_spec
-from reglab.training.config import RunConfig, StrategyConfig
+from reglab.training.config import RunConfig, StrategyConfig, largest_probability
 
 
 def check_layer_settings(model: str, regularization: StrategyConfig, strategy: str = "") -> None:
@@ -32,7 +32,7 @@ def check_layer_settings(model: str, regularization: StrategyConfig, strategy: s
             dropout_rates(spec, dropout.p)
         dropconnect = regularization.dropconnect
         if dropconnect is not None:
-            requested = dropconnect.p if isinstance(dropconnect.p, float) else max(dropconnect.p, default=0.0)
+            requested = largest_probability(dropconnect.p)
             if requested > 0 and not any(dropconnect_rates(spec, dropconnect.p)):
                 raise ConfigError(
                     f"dropconnect.p={dropconnect.p!r} masks no layer of model {str(spec)!r}, which has "

@@ -78,7 +78,7 @@ class TrainingStep:
         self.mixup_generator = torch.Generator().manual_seed(config.seed + _MIXUP_SEED_OFFSET)
         self.erasing = None
         if reg.random_erasing is not None:
-            _check_images_for_erasing(config, input_shape)
+            check_image_settings(config, input_shape)
             self.erasing = RandomErasing(p=reg.random_erasing)
         self.decay = None
         if reg.weight_decay and config.optimizer.name == "sgd":
@@ -120,11 +120,26 @@ class TrainingStep:
             self.scheduler.step()
 
 
-def _check_images_for_erasing(config: RunConfig, input_shape: tuple[int, ...]) -> None:
-    if len(input_shape) != 3:
-        raise ConfigError(
-            f"strategies.{config.strategy}.random_erasing: random erasing needs images of shape (C, H, W), "
-            f"but data set {config.dataset!r} has examples of shape {input_shape}; remove random_erasing "
-            f"from strategy {config.strategy!r} or choose an image data set such as digits, got "
-            f"{config.regularization.random_erasing!r}"
-        )
+def check_image_settings(config: RunConfig, input_shape: tuple[int, ...]) -> None:
+    """Check that the run's image-only settings, ``augment`` and ``random_erasing``, fit its data.
+
+    Both transform images of shape ``(C, H, W)``; a data set of feature vectors, such as
+    ``moons``, has none. A study calls this before training any run.
+
+    Raises:
+        ConfigError: ``augment`` or ``random_erasing`` is set and one example of the data set
+            is not shaped ``(C, H, W)``; the message names the strategy and the data set.
+    """
+    if len(input_shape) == 3:
+        return
+    reg = config.regularization
+    for setting, value, what in (
+        ("augment", reg.augment or None, "augmentation (a random affine map or crop)"),
+        ("random_erasing", reg.random_erasing, "random erasing"),
+    ):
+        if value is not None:
+            raise ConfigError(
+                f"strategies.{config.strategy}.{setting}: {what} needs images of shape (C, H, W), "
+                f"but data set {config.dataset!r} has examples of shape {input_shape}; remove {setting} "
+                f"from strategy {config.strategy!r} or choose an image data set such as digits, got {value!r}"
+            )

@@ -103,12 +103,13 @@ def run(names: list[str], out: Path) -> None:
 
     out.mkdir(parents=True, exist_ok=True)
     log = out / "runs.json"
-    record = json.loads(log.read_text()) if log.exists() else {}
     for name in selected:
         experiment = EXPERIMENTS[name]
         print(f"$ {experiment.shown()}", flush=True)
         started = time.perf_counter()
         subprocess.run(experiment.command(out), cwd=ROOT, check=True)
+        # Read the record again, since another run of this script may have added to it.
+        record = json.loads(log.read_text()) if log.exists() else {}
         record[name] = {
             "command": experiment.shown(),
             "seconds": round(time.perf_counter() - started, 1),

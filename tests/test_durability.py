@@ -75,7 +75,7 @@ def test_failed_run_is_stored_and_listed(tmp_path):
 
     result = runner.invoke(app, ["compare", str(study_file), "--out", str(tmp_path), "--quiet"])
 
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 1, result.output
     assert "1 run(s) failed:" in result.output
     assert "too-fast seed 0: the training loss became" in result.output
     assert result.output.index("1 run(s) failed:") > result.output.index("l2")

@@ -185,3 +185,25 @@ def test_compete_command_reports_overrun(tmp_path, monkeypatch):
     output = " ".join(result.output.split())
     assert "36 s of a 20 s budget" in output
     assert "Over budget: it took 36 s of a 20 s budget: the machine was slower than during the probes" in output
+
+
+def test_second_compete_reuses_stored_runs(tmp_path, monkeypatch):
+    with RunStore(tmp_path / "reglab.db") as store:
+        first = compete("digits", 600, store, recipes=_recipes())
+
+        # Every probe and the final run are stored, so nothing trains again.
+        def no_training(*args, **kwargs):
+            raise AssertionError("compete trained a run that was already stored")
+
+        monkeypatch.setattr("reglab.study.compete.fit", no_training)
+        monkeypatch.setattr("reglab.study.reproduce.fit_batched", no_training)
+        monkeypatch.setattr("reglab.study.reproduce.fit", no_training)
+        second = compete("digits", 600, store, recipes=_recipes())
+        runs = store.runs(first.study, role=None)
+
+    assert second.run_id == first.run_id
+    assert second.test_acc == first.test_acc
+    assert [probe.note for probe in second.probes] == ["stored earlier", "stored earlier"]
+    assert second.verified is True
+    assert len(runs) == 3
+    assert sum(len(run["test_accesses"] or []) for run in runs) == 1

@@ -318,12 +318,24 @@ def compete(
     config = recipe.config(dataset, seed, epochs)
     say(f"training {recipe.name} for {epochs} epoch(s): {config.regularization.describe()}")
     final_started = time.perf_counter()
-    split = make_split(data, seed=seed, val_fraction=config.val_fraction, test_fraction=config.test_fraction)
-    result = fit(config, split, device=device, on_epoch_end=on_epoch_end)
-    run_id = store.save_run(study, result)
-    _save_weights(store, study, run_id, result)
-    final_seconds = time.perf_counter() - final_started
-    seconds_per_epoch = _mean_epoch_seconds(result)
+    stored = store.finished_run(study, config.key(), role="run")
+    if stored is not None:
+        # A finished run with these settings is kept, not trained and evaluated again.
+        say(f"run {stored['id']} with these settings was stored by an earlier run of compete; reusing it")
+        run_id = stored["id"]
+        metrics = {**stored["final_metrics"], **stored["test_metrics"]}
+        best_epoch = stored["best_epoch"]
+        final_seconds = stored["timings"]["total_seconds"]
+        seconds_per_epoch = sum(row["seconds"] for row in stored["history"]) / len(stored["history"])
+    else:
+        split = make_split(data, seed=seed, val_fraction=config.val_fraction, test_fraction=config.test_fraction)
+        result = fit(config, split, device=device, on_epoch_end=on_epoch_end)
+        run_id = store.save_run(study, result)
+        _save_weights(store, study, run_id, result)
+        metrics = {**result.final_metrics, **result.test_metrics}
+        best_epoch = result.best_epoch
+        final_seconds = time.perf_counter() - final_started
+        seconds_per_epoch = _mean_epoch_seconds(result)
     if seconds_per_epoch > best.seconds_per_epoch * SLOWDOWN_MARGIN:
         logger.warning(
             "compete: an epoch of the final run took %.2f s, more than the %.2f s (probe time times %.2f) it was sized for",
@@ -335,7 +347,11 @@ def compete(
     # Verification, when a reproduction fits: it loads the data and trains the same epochs again.
     verified = None
     reproduction_estimate = (load_seconds + final_seconds) * SLOWDOWN_MARGIN
-    if elapsed() + reproduction_estimate <= budget_seconds:
+    earlier = store.verifications(run_id)
+    if earlier:
+        verified = bool(earlier[-1]["identical"])
+        say(f"run {run_id} was reproduced before: {'verified' if verified else 'mismatch'}")
+    elif elapsed() + reproduction_estimate <= budget_seconds:
         from reglab.study.reproduce import reproduce_run
 
         say(f"reproducing run {run_id} to verify it")
@@ -353,9 +369,9 @@ def compete(
         model=config.model,
         run_id=run_id,
         epochs=epochs,
-        best_epoch=result.best_epoch,
-        val_acc=result.final_metrics["val_acc"],
-        test_acc=result.test_metrics["test_acc"],
+        best_epoch=best_epoch,
+        val_acc=metrics["val_acc"],
+        test_acc=metrics["test_acc"],
         seconds=elapsed(),
         budget_seconds=budget_seconds,
         verified=verified,
@@ -414,6 +430,11 @@ def _select(
 
         probe_started = time.perf_counter()
         config = recipe.config(dataset, seed, epochs)
+        stored = store.finished_run(study, config.key())
+        if stored is not None and stored["role"] == "selection":
+            probes.append(_stored_probe(recipe.name, epochs, stored))
+            say(f"probe {recipe.name}: stored by an earlier run of compete, validation accuracy {probes[-1].val_acc:.4f}")
+            continue
         result = fit(config, split, device=device, evaluate_test=False)
         store.save_run(study, result, role="selection")
         seconds = _mean_epoch_seconds(result)
@@ -421,6 +442,14 @@ def _select(
         probes.append(Probe(recipe.name, epochs, result.final_metrics["val_acc"], seconds, overhead_seconds=overhead))
         say(f"probe {recipe.name}: validation accuracy {result.final_metrics['val_acc']:.4f} ({seconds:.1f} s per epoch)")
     return probes
+
+
+def _stored_probe(recipe: str, epochs: int, stored: dict[str, Any]) -> Probe:
+    """Rebuild a probe's score and timings from its stored run."""
+    history = stored["history"]
+    seconds = sum(row["seconds"] for row in history) / len(history)
+    overhead = max(0.0, stored["timings"]["total_seconds"] - seconds * len(history))
+    return Probe(recipe, epochs, stored["final_metrics"]["val_acc"], seconds, "stored earlier", overhead_seconds=overhead)
 
 
 def _mean_epoch_seconds(result: RunResult) -> float:

@@ -75,5 +75,5 @@ def test_ladder_ordering_is_by_test_error(results, tmp_path):
 
     expected = "baseline (6.00%) > max-norm (5.50%) > l2 (5.00%) > dropout-max-norm (4.50%) > dropout-l2 (4.00%)"
     assert expected in page
-    assert "- `max-norm` against `l2`: -0.50 points of test accuracy, unlike the paper; beyond" in page
+    assert "- `max-norm` against `l2`: -0.50 points of test accuracy, unlike in the paper; beyond" in page
     assert "- `dropout-l2` against `max-norm`: +1.50 points of test accuracy, as in the paper; beyond" in page

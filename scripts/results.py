@@ -105,6 +105,7 @@ def run(names: list[str], out: Path) -> None:
     log = out / "runs.json"
     for name in selected:
         experiment = EXPERIMENTS[name]
+        machine = _machine()
         print(f"$ {experiment.shown()}", flush=True)
         started = time.perf_counter()
         subprocess.run(experiment.command(out), cwd=ROOT, check=True)
@@ -114,7 +115,7 @@ def run(names: list[str], out: Path) -> None:
             "command": experiment.shown(),
             "seconds": round(time.perf_counter() - started, 1),
             "finished": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-            "machine": _machine(),
+            "machine": machine,
         }
         log.write_text(json.dumps(record, indent=2) + "\n")
 

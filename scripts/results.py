@@ -315,6 +315,25 @@ def _targets(out: Path) -> list[str]:
     return lines
 
 
+def _verdict(out: Path, result: dict) -> str:
+    """Return whether the competition run was reproduced, from the store when it was verified later."""
+    import sqlite3
+
+    verified = result["verified"]
+    if verified is None and (out / "reglab.db").exists():
+        with sqlite3.connect(out / "reglab.db") as db:
+            row = db.execute(
+                "SELECT identical FROM verifications WHERE run_id = ? ORDER BY id DESC LIMIT 1", (result["run_id"],)
+            ).fetchone()
+        verified = None if row is None else bool(row[0])
+        later = " by `reglab reproduce` after the competition"
+    else:
+        later = " within the budget"
+    if verified is None:
+        return f"Not reproduced yet: `reglab reproduce {result['run_id']}` verifies it."
+    return f"Reproduced{later}: {'identical' if verified else 'mismatch'}."
+
+
 def _target_line(label: str, value: float, target: float) -> str:
     verdict = "met" if value >= target else "not met"
     return f"{label}: {100 * value:.2f}% against the target {100 * target:.1f}% ({verdict})."
@@ -384,7 +403,9 @@ def page(out: Path) -> str:
                     f"Pick on validation: `{_selected(summary)[0]}`, test accuracy",
                     float(_selected(summary)[1]["test_acc_mean"]),
                     targets[name],
-                )
+                ),
+                "",
+                *_underfit_lines(summary),
             ],
         )
 
@@ -403,8 +424,8 @@ def page(out: Path) -> str:
         result = json.loads(compete.read_text())
         sections += header("compete-fashion-mnist", "Fashion-MNIST, `reglab compete --budget 30m`") + [
             f"Recipe picked on validation: `{result['recipe']}` ({result['description']}).",
-            f"Run id {result['run_id']}, {result['epochs']} epochs, {result['seconds'] / 60:.1f} min in all; "
-            f"reproduced: {result['verified']}.",
+            f"Run id {result['run_id']}, {result['epochs']} epochs, {result['seconds'] / 60:.1f} min in all. "
+            + _verdict(out, result),
             "",
             _target_line("Test accuracy", result["test_acc"], 0.935),
             "",

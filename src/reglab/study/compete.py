@@ -5,7 +5,7 @@ A competition run goes through four steps, all on one seeded three-way split:
 1. **Selection.** Each candidate recipe for the data set trains a short probe (the same
    number of epochs for every candidate, with its schedule compressed to that length) and is
    scored by validation accuracy. The sealed test set stays closed. At most a third of the
-   budget goes to the probes; candidates that do not fit are skipped and the output says so.
+   budget goes to the probes; candidates that do not fit are skipped, and the selection table marks them.
 2. **Sizing.** The probes measure the time of one epoch of each recipe and the fixed cost of
    a run (building the model, evaluating, storing). The time left after that fixed cost,
    divided by the epoch time times ``SLOWDOWN_MARGIN``, gives how many epochs the chosen
@@ -133,8 +133,8 @@ def recipes_for(dataset: str, input_shape: tuple[int, ...]) -> list[Recipe]:
 
     Images of at least 16x16 pixels get a small CNN with BatchNorm, dropout after the pooled
     blocks and in the classifier, label smoothing, decoupled weight decay and a cosine
-    schedule with one warm-up epoch; the candidates differ in the regularization through the
-    data (the data set's default augmentation, random erasing, or both). Other inputs get an
+    schedule with one warm-up epoch. The candidates differ in the regularization through the
+    data: the data set's default augmentation, random erasing, or both. Other inputs get an
     MLP with dropout. The recipes follow common practice for these data sets, not a search
     on their test sets.
     """
@@ -176,7 +176,7 @@ class Probe:
 
 @dataclass
 class CompeteResult:
-    """What ``reglab compete`` did, in the form it writes to ``compete.json``.
+    """The outcome of ``reglab compete``, in the form it writes to ``compete.json``.
 
     Attributes:
         study: the study name under which the runs are stored.

@@ -22,6 +22,7 @@ import datetime
 import json
 import os
 import platform
+import re
 import shlex
 import subprocess
 import sys
@@ -483,7 +484,8 @@ def page(out: Path) -> str:
 
     if missing:
         sections += ["## Not run yet", "", "No outputs were found for: " + ", ".join(missing) + ".", ""]
-    return "\n".join(sections)
+    # Optional parts leave blank lines behind; Markdown needs only one between blocks.
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(sections))
 
 
 def main() -> None:

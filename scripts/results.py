@@ -349,7 +349,11 @@ def page(out: Path) -> str:
         "Every number on this page comes from a command below, run by `scripts/results.py`",
         "(`python scripts/results.py run all && python scripts/results.py page` reruns them and",
         "rewrites this page). Studies select on validation accuracy only; each run's sealed test set",
-        "was evaluated once. Intervals are 95% t-intervals over seeds.",
+        "was evaluated once. Intervals are 95% t-intervals over seeds. Run ids refer to the",
+        "`reglab.db` in the output folder of the machine that ran the commands; `reglab show ID`",
+        "and `reglab reproduce ID` read them there. Each section names the reglab version and",
+        "commit it ran with: version 0.2.0 changed how dropout masks are drawn and fused the SGD",
+        "step, so runs of 0.1.0 reproduce exactly only with 0.1.0.",
         "",
     ]
 

@@ -120,6 +120,18 @@ def score_probabilities(probabilities: Tensor, labels: Tensor) -> tuple[float, f
     return accuracy, nll
 
 
+def seeded_mc_probabilities(model: nn.Module, x: Tensor, samples: int, mean: str, seed: int) -> Tensor:
+    """Return the ``(N, C)`` Monte-Carlo probabilities of ``samples`` passes with masks drawn from ``seed``.
+
+    Both means start from the same generator state for a given ``seed`` and ``samples``, so
+    they average the same masks and differ only in how they average.
+    """
+    generator = torch.Generator().manual_seed(1_000_003 * seed + samples)
+    if samples == 1:
+        return single_pass(model, x, generator)
+    return mc_predict(model, x, samples=samples, mean=mean, generator=generator).probs
+
+
 def single_pass(model: nn.Module, x: Tensor, generator: torch.Generator) -> Tensor:
     """Return the class probabilities of one pass with dropout on and everything else in eval mode."""
     with preserved_training_modes(model), torch.no_grad(), torch.random.fork_rng(devices=[]):
@@ -231,15 +243,8 @@ def mc_dropout_curve(
             deterministic_accuracy[index], deterministic_nll[index] = scores
 
             for column, count in enumerate(samples):
-                # Both means start from the same generator state, so they average the same
-                # masks and differ only in how they average.
-                generator = torch.Generator()
                 for mean in MEANS:
-                    generator.manual_seed(1_000_003 * seed + count)
-                    if count == 1:
-                        probabilities = single_pass(network, x, generator)
-                    else:
-                        probabilities = mc_predict(network, x, samples=count, mean=mean, generator=generator).probs
+                    probabilities = seeded_mc_probabilities(network, x, count, mean, seed)
                     accuracy[mean][index, column], nll[mean][index, column] = score_probabilities(probabilities, test.y)
                     if column == len(samples) - 1:
                         final[mean].append(probabilities.numpy())

@@ -21,10 +21,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from reglab.analysis.mc_curve import curve_rows, score_probabilities, single_pass
+from reglab.analysis.mc_curve import curve_rows, score_probabilities, seeded_mc_probabilities
 from reglab.data import Dataset, load_dataset, make_split
 from reglab.errors import ConfigError
-from reglab.inference import MEANS, NoisyEstimateWarning, mc_predict
+from reglab.inference import MEANS, NoisyEstimateWarning
 from reglab.study.checkpoints import checkpoint_path, load_checkpoint
 from reglab.study.runner import StudyResult
 from reglab.training.config import RunConfig, StrategyConfig, largest_probability
@@ -138,14 +138,8 @@ def _score_run(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, samples
     accuracy = {mean: np.zeros(len(samples)) for mean in MEANS}
     nll = {mean: np.zeros(len(samples)) for mean in MEANS}
     for column, count in enumerate(samples):
-        # Both means start from the same generator state, so they average the same masks.
-        generator = torch.Generator()
         for mean in MEANS:
-            generator.manual_seed(1_000_003 * seed + count)
-            if count == 1:
-                probabilities = single_pass(model, x, generator)
-            else:
-                probabilities = mc_predict(model, x, samples=count, mean=mean, generator=generator).probs
+            probabilities = seeded_mc_probabilities(model, x, count, mean, seed)
             accuracy[mean][column], nll[mean][column] = score_probabilities(probabilities, y)
     return deterministic, accuracy, nll
 

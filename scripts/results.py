@@ -184,7 +184,7 @@ def _ordering(summary: dict[str, dict[str, str]], names: list[str]) -> str:
     return " > ".join(f"{name} ({errors[name]:.2f}%)" for name in ranked)
 
 
-# The paper's ladder, worst first: (strategy, MNIST test error in %).
+# Srivastava et al. (2014, Table 9), worst first: (strategy, MNIST test error in %).
 PAPER_LADDER = [("l2", 1.62), ("max-norm", 1.35), ("dropout-l2", 1.25), ("dropout-max-norm", 1.05)]
 
 
@@ -200,7 +200,9 @@ def _paired_line(runs: list[dict[str, str]], better: str, worse: str, expected: 
         return {int(run["seed"]): float(run["test_acc"]) for run in runs if run["strategy"] == strategy}
 
     paired = paired_comparison(accuracy_by_seed(better), accuracy_by_seed(worse)).difference
-    verdict = "" if expected is None else (f", as {expected}" if paired.mean > 0 else f", unlike {expected}")
+    verdict = ""
+    if expected is not None:
+        verdict = f", as {expected}" if paired.mean > 0 else f", unlike {expected}"
     size = "within" if abs(paired.mean) <= paired.half_width else "beyond"
     return (
         f"- `{better}` against `{worse}`: {100 * paired.mean:+.2f} points of test accuracy{verdict}; "

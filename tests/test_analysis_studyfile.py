@@ -224,7 +224,7 @@ def test_analysis_rejects_compare_file(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
-def test_same_name_from_another_study_file_warns_and_names_the_overwritten_files(tmp_path, capsys):
+def test_same_name_other_file_warns(tmp_path, capsys):
     from reglab.cli._analysis import warn_other_study_file
 
     out = tmp_path / "analyses" / "shared" / "learning-curve"

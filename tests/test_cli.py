@@ -145,7 +145,7 @@ def test_missing_data_dir_is_an_error(tmp_path):
     assert f"data folder '{tmp_path / 'typo'}' (--data-dir) not found" in result.output
 
 
-def test_compare_with_a_failed_run_exits_1_after_writing_everything(tmp_path):
+def test_compare_failed_run_exits_1(tmp_path):
     args = ["--dataset", "digits", "--model", "mlp:16", "--epochs", "1", "--seeds", "1", "--lr", "0.05"]
     result = invoke("compare", *args, "--strategies", "l2", "--l2", "1e300", "--out", str(tmp_path), "--quiet")
 
@@ -161,7 +161,7 @@ def test_compare_with_a_failed_run_exits_1_after_writing_everything(tmp_path):
 
 
 @pytest.mark.parametrize(("strategy", "setting"), [("augment", "augment"), ("random-erasing", "random_erasing")])
-def test_compare_rejects_image_strategies_on_feature_vectors_before_training(tmp_path, strategy, setting):
+def test_image_strategies_on_features_rejected(tmp_path, strategy, setting):
     result = invoke(
         "compare", "--dataset", "moons", "--model", "mlp:8", "--epochs", "1", "--seeds", "1",
         "--strategies", strategy, "--out", str(tmp_path), "--quiet",
@@ -196,7 +196,7 @@ def test_help_at_80_columns_shows_every_word():
 
 
 def test_batched_seconds_are_marked_as_shares(tmp_path):
-    """Runs of one seed train in one batch; the table says their seconds are equal shares."""
+    """Runs of one seed train in one batch; the table marks their seconds as equal shares."""
     result = invoke(
         "compare", "--dataset", "digits", "--model", "mlp:8", "--epochs", "1", "--seeds", "1", "--lr", "0.05",
         "--strategies", "l2", "--out", str(tmp_path), "--quiet",

@@ -54,7 +54,7 @@ def _recipes():
     ]
 
 
-def test_compete_selects_on_validation_and_opens_the_test_set_once(tmp_path):
+def test_compete_selects_on_validation(tmp_path):
     with RunStore(tmp_path / "reglab.db") as store:
         result = compete("digits", 600, store, recipes=_recipes())
         runs = store.runs(result.study, role=None)
@@ -68,9 +68,12 @@ def test_compete_selects_on_validation_and_opens_the_test_set_once(tmp_path):
     # Probes never open the test set; the final run opens it once and is capped by max_epochs.
     probes = [run for run in runs if run["role"] == "selection"]
     final = [run for run in runs if run["role"] == "run"]
-    assert len(probes) == 2 and all(not run["test_accesses"] for run in probes)
-    assert len(final) == 1 and len(final[0]["test_accesses"]) == 1
-    assert result.epochs == 4 and final[0]["config"]["epochs"] == 4
+    assert len(probes) == 2
+    assert all(not run["test_accesses"] for run in probes)
+    assert len(final) == 1
+    assert len(final[0]["test_accesses"]) == 1
+    assert result.epochs == 4
+    assert final[0]["config"]["epochs"] == 4
 
     # A 600 s budget leaves time to reproduce; the verdict reaches the leaderboard.
     assert result.verified is True
@@ -80,7 +83,7 @@ def test_compete_selects_on_validation_and_opens_the_test_set_once(tmp_path):
     assert (tmp_path / result.study / "checkpoints" / f"run-{result.run_id}.pt").is_file()
 
 
-def test_budget_too_small_names_the_budget_and_the_fix(tmp_path):
+def test_compete_budget_too_small(tmp_path):
     with RunStore(tmp_path / "reglab.db") as store:
         with pytest.raises(ConfigError, match=r"budget 0 s leaves no time .* give at least --budget \d+s"):
             compete("digits", 0.001, store, recipes=_recipes()[1:])

@@ -134,7 +134,7 @@ def reproduce_run(
     # A run trained by the batched engine is retrained by it, in the same batch (the same
     # members in the same order), because the rounding of batched matrix products can
     # depend on the batch size. Runs stored before the batch was recorded are retrained
-    # as a batch of one, and the verdict says so.
+    # as a batch of one, and the verdict notes it.
     members = (stored["timings"] or {}).get("batched_members")
     batch, position = _stored_batch(store, stored, config)
     try:
@@ -269,7 +269,7 @@ def compare_weights(verification: Verification, stored: dict[str, Any], reproduc
 
 
 def _gap(a: Any, b: Any) -> float:
-    """The absolute difference of two numbers; infinite for anything else."""
+    """Return the absolute difference of two numbers, or infinity for anything else."""
     if isinstance(a, (int, float)) and isinstance(b, (int, float)) and not isinstance(a, bool):
         return abs(float(a) - float(b))
     return math.inf

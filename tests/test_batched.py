@@ -30,6 +30,7 @@ from reglab.training.config import (
     RunConfig,
     StrategyConfig,
 )
+from reglab.training.diagnostics import layer_stats
 from reglab.training.fit import TrainingError, fit
 from reglab.training.fit_batched import _LastNormalized, batching_problem, fit_batched
 
@@ -151,17 +152,33 @@ def test_fit_batched_returns_build_model_networks(digits):
         assert result.timings["batched_members"] == 2
 
 
-def test_member_result_independent_of_batch_size(digits):
+def test_member_result_close_to_batch_of_one(digits):
+    # A shared product [B, in] @ [in, K·out] may round differently for different K, so a
+    # member agrees with a batch of one up to rounding; `reproduce` retrains the original batch.
     configs = [_config(name, STRATEGIES[name], epochs=3) for name in ("l2", "dropout", "max-norm")]
     batch = fit_batched(configs, make_split(digits, seed=3), evaluate_test=False)
     for config, in_batch in zip(configs, batch):
         alone = fit_batched([config], make_split(digits, seed=3), evaluate_test=False)[0]
-        assert _without_seconds(alone.history) == _without_seconds(in_batch.history), config.strategy
-        assert _max_weight_difference(alone.model, in_batch.model) == 0.0, config.strategy
+        assert _max_history_difference(alone.history, in_batch.history) < 1e-6, config.strategy
+        assert _max_weight_difference(alone.model, in_batch.model) < 1e-6, config.strategy
 
 
-def _without_seconds(history):
-    return [{key: value for key, value in row.items() if key != "seconds"} for row in history]
+def test_member_weight_stats_match_layer_stats(digits):
+    # The dead-ReLU fractions come from the evaluation of the kept weights' epoch; early
+    # stopping keeps an earlier epoch's weights, and a large learning rate kills units.
+    names = ("baseline", "dropout", "dropout-classic", "early-stop", "early-stop-last")
+    configs = [_config(name, STRATEGIES[name], epochs=4) for name in names]
+    configs.append(_config("dying", StrategyConfig(lr=3.0), epochs=2))
+    split = make_split(digits, seed=3)
+    results = fit_batched(configs, split, evaluate_test=False, errors="return")
+
+    finished = [result for result in results if not isinstance(result, TrainingError)]
+    assert any(result.best_epoch < len(result.history) for result in finished)
+    for result in finished:
+        expected = layer_stats(result.model, split.normalize(split.train.x))
+        assert result.weight_stats == expected, result.config.strategy
+        assert [layer["dead_relu"] is None for layer in expected] == [False, False, True]
+    assert any(layer["dead_relu"] for result in finished for layer in result.weight_stats)
 
 
 # Equivalence with a float64 reference loop, members with different seeds.

@@ -236,7 +236,7 @@ class BatchedMLP:
 
     # The forward pass.
 
-    def forward(self, x: Tensor, *, training: bool) -> Tensor:
+    def forward(self, x: Tensor, *, training: bool, hidden: list[Tensor] | None = None) -> Tensor:
         """Return the logits ``[K, B, num_classes]`` of every member.
 
         Args:
@@ -244,6 +244,8 @@ class BatchedMLP:
                 one batch per member (``[K, B, *input_shape]``).
             training: draw dropout masks from the members' generators when True; apply
                 the evaluation behaviour of dropout when False.
+            hidden: a list that receives each hidden ReLU's output ``[K, B, width]``, in
+                order, for diagnostics such as dead units.
         """
         k = self.size
         shared = x.dim() == 1 + len(self.input_shape)
@@ -263,10 +265,10 @@ class BatchedMLP:
                 first = self._params[0]
                 out = first.shape[2]
                 # contiguous() gives the next layers the same [K, B, out] memory layout for
-                # every K, so that a member's rounding does not depend on K there.
-                # NOTE: the product itself gave identical values for K = 1, 2 and 16 at B = 128
-                # (MKL, torch 2.14 CPU), but a GEMM's rounding may depend on its width K·out;
-                # at B = 2048 it did. Pass [K, B, ...] inputs to get one product per member.
+                # every K. The product itself may round differently for different widths K·out
+                # (with MKL at B = 2048 it did), so a member can differ in the last bits from
+                # the same run in a batch of another size; `reglab reproduce` therefore
+                # retrains a batched run in its original batch.
                 h = (h @ first.view(first.shape[0], k * out)).view(batch, k, out).transpose(0, 1).contiguous() + bias
             elif i == 0:
                 weight = self._params[0].permute(1, 0, 2)
@@ -278,6 +280,8 @@ class BatchedMLP:
                 h = torch.baddbmm(bias, h, self._params[i])
             if i < n_layers - 1:
                 h = F.relu(h)
+                if hidden is not None:
+                    hidden.append(h)
                 if any(p > 0 for p in self._dropout["hidden"][0]):
                     h = self._apply_dropout(h, "hidden", training)
         return h

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Any
 
@@ -53,7 +54,7 @@ def dead_relu_fractions(model: nn.Module, x: Tensor, batch_size: int = 2048) -> 
     return [1.0 - active.float().mean().item() for active in ever_active]
 
 
-def layer_stats(model: nn.Module, x: Tensor) -> list[dict[str, Any]]:
+def layer_stats(model: nn.Module, x: Tensor | None, dead_relu: Sequence[float] | None = None) -> list[dict[str, Any]]:
     """Return one dict per weight matrix: its norms and sparsity, and ``dead_relu``.
 
     ``dead_relu`` is the fraction of the layer's units whose ReLU outputs 0 for every row of
@@ -62,10 +63,21 @@ def layer_stats(model: nn.Module, x: Tensor) -> list[dict[str, Any]]:
     hidden ``nn.Linear`` or ``nn.Conv2d`` comes before its ``nn.ReLU``, with at most dropout
     and BatchNorm between them, as :func:`reglab.nn.build_model` builds. Other networks get
     ``dead_relu`` None for every layer.
+
+    Args:
+        model: the network.
+        x: the inputs of the dead-ReLU pass; unused when ``dead_relu`` is given.
+        dead_relu: the fractions of :func:`dead_relu_fractions`, one per ``nn.ReLU``,
+            when they were already computed, for example for several networks in one pass.
     """
     stats = [asdict(layer) for layer in weight_report(model)]
-    parameter = next(model.parameters(), None)
-    dead = dead_relu_fractions(model, x if parameter is None else x.to(parameter.dtype))
+    if dead_relu is not None:
+        dead = list(dead_relu)
+    elif x is not None:
+        parameter = next(model.parameters(), None)
+        dead = dead_relu_fractions(model, x if parameter is None else x.to(parameter.dtype))
+    else:
+        raise ValueError("layer_stats: pass the inputs x or the precomputed dead_relu fractions.")
 
     hidden_weights = []
     if isinstance(model, nn.Sequential):

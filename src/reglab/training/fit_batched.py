@@ -255,6 +255,9 @@ class _Outcome:
         self.reason = StopReason.MAX_EPOCHS
         self.best_state: list[Tensor] | None = None
         self.final_state: list[Tensor] | None = None
+        # dead_relu[epoch - 1]: per hidden layer, the fraction of ReLUs that output 0 on every
+        # training example in that epoch's evaluation, as layer_stats reports them.
+        self.dead_relu: list[list[float]] = []
         self.error: TrainingError | None = None
 
 
@@ -309,6 +312,10 @@ class _BatchedTrainer:
         self.outcomes = [_Outcome(_build_early_stopping(config)) for config in configs]
         self.train_seconds = 0.0
         self.eval_seconds = 0.0
+
+    def member_split(self, member: int) -> Split:
+        """Return the split, on the training device, that member ``member`` of ``configs`` trained on."""
+        return self.split if self.member_splits is None else self.member_splits[member]
 
     def train(self, on_epoch_end: MemberEpochCallback | None) -> list[_Outcome]:
         max_epochs = max(config.epochs for config in self.configs)
@@ -445,8 +452,18 @@ class _BatchedTrainer:
 
     @torch.no_grad()
     def _measure(self) -> list[dict[str, float]]:
-        train = self._evaluate("train")
+        """Return each active member's history row, and keep its dead-ReLU fractions of this epoch."""
+        ever_active: list[Tensor] = []
+        train = self._evaluate("train", ever_active=ever_active)
         val = self._evaluate("val")
+        if ever_active:
+            active_fractions = torch.stack([active.float().mean(dim=1) for active in ever_active], dim=1)
+            dead = [[1.0 - fraction for fraction in member] for member in active_fractions.tolist()]
+        else:
+            dead = [[] for _ in self.active]
+        for position, member in enumerate(self.active):
+            self.outcomes[member].dead_relu.append(dead[position])
+
         rows = []
         for (train_loss, train_acc), (val_loss, val_acc) in zip(train, val):
             rows.append(
@@ -460,12 +477,16 @@ class _BatchedTrainer:
             )
         return rows
 
-    def _evaluate(self, part: str, batch_size: int = 2048) -> list[tuple[float, float]]:
+    def _evaluate(
+        self, part: str, batch_size: int = 2048, ever_active: list[Tensor] | None = None
+    ) -> list[tuple[float, float]]:
         """Return each active member's ``(mean cross-entropy, accuracy)`` on a part of its split, in eval mode.
 
         Args:
             part: ``"train"`` or ``"val"``.
             batch_size: examples per evaluation batch.
+            ever_active: a list that receives, per hidden layer, whether each unit of each
+                member output a positive value for some example, ``[K, width]``.
         """
         k = self.engine.size
         total_loss = torch.zeros(k, dtype=torch.float64, device=self.device)
@@ -475,22 +496,26 @@ class _BatchedTrainer:
             rows = slice(start, start + batch_size)
             if self.member_splits is None:
                 data = getattr(self.split, part)
-                xb = self.split.normalize(data.x[rows].to(self.dtype))
+                inputs = self.split.normalize(data.x[rows].to(self.dtype))
                 yb = data.y[rows]
-                # One product per member (an expanded input), because the rounding of the shared
-                # product [B, in] @ [in, K·out] can depend on K: at B = 2048 it did with MKL.
-                inputs, labels = xb.expand(k, *xb.shape), yb.repeat(k)
+                # The shared input makes the first layer one product [B, in] @ [in, K·out], whose
+                # rounding can depend on K, so a member's metrics can differ in the last bits
+                # from those of the same run trained alone; `reglab reproduce` therefore
+                # retrains a batched run in its original batch.
+                labels = yb.repeat(k)
             else:
                 splits = [self.member_splits[member] for member in self.active]
                 inputs = torch.stack([s.normalize(getattr(s, part).x[rows].to(self.dtype)) for s in splits])
                 yb = torch.stack([getattr(s, part).y[rows] for s in splits])
                 labels = yb.reshape(-1)
-            logits = self.engine.forward(inputs, training=False)
+            hidden: list[Tensor] | None = [] if ever_active is not None else None
+            logits = self.engine.forward(inputs, training=False, hidden=hidden)
+            if ever_active is not None and hidden:
+                active = [(h > 0).any(dim=1) for h in hidden]
+                ever_active[:] = active if not ever_active else [a | b for a, b in zip(ever_active, active)]
             _, batch, classes = logits.shape
             losses = F.cross_entropy(logits.reshape(k * batch, classes), labels, reduction="none")
-            # One sum per member row, so that a member's value does not depend on K.
-            member_losses = losses.view(k, batch)
-            total_loss += torch.stack([row.sum() for row in member_losses]).double()
+            total_loss += losses.view(k, batch).sum(dim=1).double()
             correct += (logits.argmax(dim=2) == yb).sum(dim=1)
         n = max(n, 1)
         return [(loss / n, hits / n) for loss, hits in zip(total_loss.tolist(), correct.tolist())]
@@ -562,10 +587,10 @@ def _results(
     batch_keys = [config.key() for config in configs]
     shared_split = all(split is splits[0] for split in splits)
     shared_test: Any = None
-    # Members that share a split share its normalized training and test inputs, which
-    # layer_stats and the test evaluation would otherwise normalize once per member.
-    normalized_train = _LastNormalized()
+    # Members that share a split share its normalized test inputs, which the test
+    # evaluation would otherwise normalize once per member.
     normalized_test = _LastNormalized()
+    kept = _kept_networks(configs, trainer, outcomes)
     results: list[Any] = []
     for member, (config, outcome) in enumerate(zip(configs, outcomes)):
         if outcome.error is not None:
@@ -573,19 +598,8 @@ def _results(
             continue
         started = time.perf_counter()
         split = splits[member]
-        data = trainer.split if trainer.member_splits is None else trainer.member_splits[member]
-        best_epoch = len(outcome.history)
-        state = outcome.final_state
-        stopper = outcome.stopper
-        if stopper is not None:
-            stopper.finish(None, reason=outcome.reason)
-            if stopper.best_epoch is not None and stopper.restore_best_weights:
-                best_epoch = stopper.best_epoch
-                state = outcome.best_state
-        assert state is not None
-        model = member_model(
-            trainer.engine.spec, trainer.input_shape, data.num_classes, _member_settings(config), state
-        )
+        data = trainer.member_split(member)
+        best_epoch, model = kept[member]
         # The kept weights are those of epoch best_epoch, which the batched evaluation
         # already measured, so its row gives the final metrics without another pass.
         kept_row = outcome.history[best_epoch - 1]
@@ -624,7 +638,9 @@ def _results(
                     "batch_keys": batch_keys,
                     "device": device.type,
                 },
-                weight_stats=layer_stats(model, normalized_train(split, split.train.x)),
+                # The evaluation of epoch best_epoch measured the kept weights on the
+                # training inputs, so it also gave their dead-ReLU fractions.
+                weight_stats=layer_stats(model, None, dead_relu=outcome.dead_relu[best_epoch - 1]),
                 model=model,
             )
         )
@@ -634,6 +650,33 @@ def _results(
             if isinstance(result, TrainingError):
                 raise result
     return results
+
+
+def _kept_networks(
+    configs: list[RunConfig], trainer: _BatchedTrainer, outcomes: list[_Outcome]
+) -> dict[int, tuple[int, nn.Sequential]]:
+    """Return, for each member that trained without error, the epoch of its kept weights and its network.
+
+    The kept weights are those of the best epoch when early stopping restores them, and the
+    last weights otherwise.
+    """
+    kept = {}
+    for member, (config, outcome) in enumerate(zip(configs, outcomes)):
+        if outcome.error is not None:
+            continue
+        best_epoch = len(outcome.history)
+        state = outcome.final_state
+        stopper = outcome.stopper
+        if stopper is not None:
+            stopper.finish(None, reason=outcome.reason)
+            if stopper.best_epoch is not None and stopper.restore_best_weights:
+                best_epoch = stopper.best_epoch
+                state = outcome.best_state
+        assert state is not None
+        num_classes = trainer.split.num_classes
+        model = member_model(trainer.engine.spec, trainer.input_shape, num_classes, _member_settings(config), state)
+        kept[member] = (best_epoch, model)
+    return kept
 
 
 class _LastNormalized:

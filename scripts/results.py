@@ -500,6 +500,8 @@ def main() -> None:
     parser.add_argument("names", nargs="*", help="experiments to run, or 'all'")
     parser.add_argument("--out", type=Path, default=ROOT / "results-out")
     args = parser.parse_args()
+    # The commands run in the repository's root, so a relative folder is resolved here, once.
+    args.out = args.out.resolve()
 
     if args.action == "list":
         for experiment in EXPERIMENTS.values():

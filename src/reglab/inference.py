@@ -21,6 +21,7 @@ from torch import Tensor, nn
 
 from reglab._validation import check_choice, check_int
 from reglab.errors import ConfigError
+from reglab.nn.batch_size import inference_batch_size
 from reglab.nn.checks import is_stochastic_layer, preserved_training_modes
 from reglab.nn.masks import forked_rng, seed_from
 
@@ -196,8 +197,9 @@ def mc_predict(
             normalized geometric mean. Defaults to ``"arithmetic"``.
         batch_size: split ``x`` into batches of at most this many examples, which bounds
             memory. Each batch runs all its passes before the next one starts. Defaults to
-            ``None``, batches of :data:`DEFAULT_MC_BATCH_SIZE` (2048), whose activations
-            stay in a CPU's cache across the passes.
+            ``None``: at most :data:`DEFAULT_MC_BATCH_SIZE` (2048) rows, fewer for a network
+            with large activations (:func:`reglab.nn.batch_size.inference_batch_size`), so
+            that the activations stay in a CPU's cache across the passes.
         generator: seed the masks from this generator. The global CPU and CUDA RNG
             streams are then forked and seeded from one draw of ``generator``, so the
             caller's global random state is left unchanged. Defaults to ``None``, which
@@ -237,7 +239,9 @@ def mc_predict(
         )
 
     rng = forked_rng(seed_from(generator)) if generator is not None else contextlib.nullcontext()
-    chunks = list(x.split(batch_size or DEFAULT_MC_BATCH_SIZE))
+    if batch_size is None:
+        batch_size = inference_batch_size(model, x, largest=DEFAULT_MC_BATCH_SIZE)
+    chunks = list(x.split(batch_size))
     parts = []
     with preserved_training_modes(model), torch.no_grad(), rng:
         model.eval()

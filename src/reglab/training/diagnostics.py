@@ -9,6 +9,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from reglab.nn.batch_size import inference_batch_size
 from reglab.nn.dropout import Dropout
 from reglab.penalties import weight_report
 
@@ -17,7 +18,7 @@ from reglab.penalties import weight_report
 _BETWEEN_LAYER_AND_RELU = (nn.Dropout, Dropout, nn.BatchNorm2d)
 
 
-def dead_relu_fractions(model: nn.Module, x: Tensor, batch_size: int = 2048) -> list[float]:
+def dead_relu_fractions(model: nn.Module, x: Tensor, batch_size: int | None = None) -> list[float]:
     """Return, for each ``nn.ReLU`` in ``model``, the fraction of units that output 0 for every row of ``x``.
 
     A unit is a feature of an ``(N, units)`` output or a channel of an ``(N, C, H, W)``
@@ -27,8 +28,11 @@ def dead_relu_fractions(model: nn.Module, x: Tensor, batch_size: int = 2048) -> 
     Args:
         model: a network whose ReLU modules output ``(N, units)`` or ``(N, C, ...)``.
         x: the inputs, already normalized as the model expects.
-        batch_size: rows per forward pass.
+        batch_size: rows per forward pass; None picks it from the size of the model's
+            activations with :func:`reglab.nn.batch_size.inference_batch_size`.
     """
+    if batch_size is None:
+        batch_size = inference_batch_size(model, x)
     relus = [module for module in model.modules() if isinstance(module, nn.ReLU)]
     ever_active: list[Tensor | None] = [None] * len(relus)
 

@@ -8,6 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from reglab.nn.batch_size import inference_batch_size
+
 
 @torch.no_grad()
 def evaluate(
@@ -16,13 +18,17 @@ def evaluate(
     y: Tensor,
     *,
     transform: Callable[[Tensor], Tensor] | None = None,
-    batch_size: int = 2048,
+    batch_size: int | None = None,
 ) -> tuple[float, float]:
     """Return ``(mean cross-entropy, accuracy)`` of ``model`` on ``(x, y)``.
 
     The model is switched to eval mode for the pass and put back into the mode it had.
     ``transform`` (for example the split's normalization) is applied to each batch first.
+    ``batch_size`` is the rows per pass; None picks it from the size of the model's
+    activations with :func:`reglab.nn.batch_size.inference_batch_size`.
     """
+    if batch_size is None:
+        batch_size = inference_batch_size(model, x[:1] if transform is None else transform(x[:1]))
     was_training = model.training
     model.eval()
 

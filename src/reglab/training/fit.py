@@ -173,7 +173,9 @@ def _fit(
         stopper.finish(model, reason=reason)
         if stopper.best_epoch is not None and stopper.restore_best_weights:
             best_epoch = stopper.best_epoch
-    final_metrics = _measure(model, split)
+    # The kept weights are those that epoch best_epoch's evaluation measured, and the
+    # evaluation is deterministic, so its row gives the final metrics without another pass.
+    final_metrics = {key: history[best_epoch - 1][key] for key in METRICS}
 
     settings = config.regularization.early_stopping
     if settings is not None and settings.refit:
@@ -260,6 +262,10 @@ def _refit(config: RunConfig, split: Split, device: torch.device, epochs: int) -
     for epoch in range(1, epochs + 1):
         trainer.train_epoch(x, y, epoch)
     return trainer.model
+
+
+METRICS = ("train_loss", "train_acc", "val_loss", "val_acc", "gap")
+"""The metrics of one history row that measure the weights, in order."""
 
 
 def _measure(model: nn.Module, split: Split) -> dict[str, float]:

@@ -52,7 +52,7 @@ from reglab.training.determinism import deterministic_mode
 from reglab.training.device import resolve_device
 from reglab.training.diagnostics import layer_stats
 from reglab.training.evaluate import evaluate
-from reglab.training.fit import RunResult, TrainingError, build_augmentation, non_finite_loss_message
+from reglab.training.fit import METRICS, RunResult, TrainingError, build_augmentation, non_finite_loss_message
 from reglab.training.model_builder import build_run_model
 
 logger = logging.getLogger(__name__)
@@ -62,7 +62,6 @@ MemberEpochCallback = Callable[[int, int, dict[str, float]], None]
 # Settings that every member of a batch must share, because they decide the data and the
 # shapes that all members see.
 _SHARED_SETTINGS = ("dataset", "model", "batch_size", "val_fraction", "test_fraction")
-_METRICS = ("train_loss", "train_acc", "val_loss", "val_acc", "gap")
 
 
 def batching_problem(configs: Sequence[RunConfig], *, same_seed: bool = True) -> str | None:
@@ -603,7 +602,7 @@ def _results(
         # The kept weights are those of epoch best_epoch, which the batched evaluation
         # already measured, so its row gives the final metrics without another pass.
         kept_row = outcome.history[best_epoch - 1]
-        final_metrics = {key: kept_row[key] for key in _METRICS}
+        final_metrics = {key: kept_row[key] for key in METRICS}
 
         check_eval_deterministic(model, data.normalize(data.val.x[:64].to(trainer.dtype)))
         test_metrics: dict[str, float] = {}

@@ -1,0 +1,69 @@
+"""Inference batch sizes from activation sizes, and the layout of the built-in convolution networks."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from reglab.inference import mc_predict
+from reglab.nn.batch_size import inference_batch_size
+from reglab.nn.models import build_model
+from reglab.training.evaluate import evaluate
+
+
+def test_mlp_gets_the_largest_batch():
+    model = build_model("mlp:512,512", (1, 28, 28), 10)
+    assert inference_batch_size(model, torch.zeros(5, 1, 28, 28)) == 2048
+
+
+def test_cnn_batch_keeps_largest_activation_in_budget():
+    # The first block outputs 32 x 28 x 28 floats, 100,352 bytes per image: 16 MiB holds 167.
+    model = build_model("cnn:32,64", (1, 28, 28), 10)
+    assert inference_batch_size(model, torch.zeros(3, 1, 28, 28)) == 128
+    assert inference_batch_size(model, torch.zeros(3, 1, 28, 28), budget_bytes=1) == 64
+
+
+def test_trial_pass_changes_no_state():
+    torch.manual_seed(0)
+    model = build_model("cnn:4,8:bn", (1, 8, 8), 3, hidden_p=0.5)
+    model.train()
+    model[1].eval()  # a mixed mode that must survive the trial pass
+    modes = [module.training for module in model.modules()]
+    buffers = {name: value.clone() for name, value in model.named_buffers()}
+    x = torch.randn(4, 1, 8, 8)
+    rng = torch.get_rng_state()
+
+    inference_batch_size(model, x)
+
+    assert [module.training for module in model.modules()] == modes
+    assert torch.equal(torch.get_rng_state(), rng)
+    for name, value in model.named_buffers():
+        assert torch.equal(value, buffers[name]), name
+
+
+def test_evaluate_gives_the_same_metrics_for_any_batch_size():
+    torch.manual_seed(0)
+    model = build_model("cnn:8,16:bn", (1, 16, 16), 4)
+    x, y = torch.randn(300, 1, 16, 16), torch.randint(0, 4, (300,))
+    loss, acc = evaluate(model, x, y)
+    loss_32, acc_32 = evaluate(model, x, y, batch_size=32)
+    assert acc == acc_32
+    assert abs(loss - loss_32) < 1e-5
+
+
+def test_mc_predict_default_batches_follow_the_activations():
+    model = nn.Sequential(nn.Flatten(), nn.Linear(4, 300_000), nn.ReLU(), nn.Dropout(0.5), nn.Linear(300_000, 2))
+    calls = []
+    model[1].register_forward_hook(lambda module, inputs, output: calls.append(len(inputs[0])))
+    mc_predict(model, torch.randn(100, 4), samples=20)
+    # 300,000 floats per example: 16 MiB holds 13, below the floor of 64 rows; the first call is the trial pass.
+    assert calls[0] == 1
+    assert set(calls[1:]) == {64, 36}
+
+
+def test_builtin_conv_networks_are_channels_last():
+    for spec in ("cnn:8,16:bn", "lenet"):
+        model = build_model(spec, (1, 28, 28), 10)
+        convs = [module for module in model.modules() if isinstance(module, nn.Conv2d)]
+        assert all(conv.weight.is_contiguous(memory_format=torch.channels_last) for conv in convs), spec
+        assert not convs[1].weight.is_contiguous(), spec

@@ -44,6 +44,7 @@ from torch import Tensor, nn
 from reglab.data import Split, iterate_minibatches
 from reglab.early_stopping import EarlyStopping, StopReason
 from reglab.errors import ConfigError
+from reglab.nn.batch_size import rows_within_budget
 from reglab.nn.checks import check_eval_deterministic
 from reglab.nn.models import parse_model_spec
 from reglab.training.batched import BatchedMLP, MemberSettings, member_model
@@ -306,6 +307,15 @@ class _BatchedTrainer:
                 self.augmentations.append(None)
                 self.augment_generators.append(None)
 
+        # A shared split's training and validation inputs are normalized once, for every
+        # evaluation and, when no member augments, for the training minibatches too.
+        # Normalizing is elementwise, so a batch of the normalized tensor holds the same values
+        # as the normalized batch.
+        self.normalized: dict[str, Tensor] = {}
+        if member_splits is None:
+            self.normalized = {part: split.normalize(getattr(split, part).x.to(dtype)) for part in ("train", "val")}
+        self.normalized_training = member_splits is None and all(a is None for a in self.augmentations)
+
         # active[i] is the index in configs of the engine's member i.
         self.active = list(range(len(configs)))
         self.outcomes = [_Outcome(_build_early_stopping(config)) for config in configs]
@@ -380,7 +390,13 @@ class _BatchedTrainer:
         sources = [self.split] if self.member_splits is None else self.member_splits
         # With separate data there is one iterator per member. A stopped member's iterator is not advanced.
         iterators = [
-            iterate_minibatches(source.train.x, source.train.y, batch_size, shuffle=True, generator=generator)
+            iterate_minibatches(
+                self.normalized["train"] if self.normalized_training else source.train.x,
+                source.train.y,
+                batch_size,
+                shuffle=True,
+                generator=generator,
+            )
             for source, generator in zip(sources, self.data_generators)
         ]
         for _ in range(math.ceil(len(self.split.train.y) / batch_size)):
@@ -412,8 +428,11 @@ class _BatchedTrainer:
     def _inputs(self, xb: Tensor) -> Tensor:
         """Return the normalized batch, shared ``[B, ...]`` or per member ``[K, B, ...]``.
 
-        With separate data, ``xb`` is already one batch per member, ``[K, B, ...]``.
+        With separate data, ``xb`` is already one batch per member, ``[K, B, ...]``. A batch of
+        the normalized training inputs is returned as it is.
         """
+        if self.normalized_training:
+            return xb
         xb = xb.to(self.dtype)
         if self.member_splits is not None:
             members = []
@@ -476,27 +495,28 @@ class _BatchedTrainer:
             )
         return rows
 
-    def _evaluate(
-        self, part: str, batch_size: int = 2048, ever_active: list[Tensor] | None = None
-    ) -> list[tuple[float, float]]:
+    def _evaluate(self, part: str, ever_active: list[Tensor] | None = None) -> list[tuple[float, float]]:
         """Return each active member's ``(mean cross-entropy, accuracy)`` on a part of its split, in eval mode.
+
+        The batches are as large as :func:`reglab.nn.batch_size.rows_within_budget` allows
+        for the widest activation of all members together.
 
         Args:
             part: ``"train"`` or ``"val"``.
-            batch_size: examples per evaluation batch.
             ever_active: a list that receives, per hidden layer, whether each unit of each
                 member output a positive value for some example, ``[K, width]``.
         """
         k = self.engine.size
+        widths = [math.prod(self.input_shape), *(k * weight.shape[2] for weight in self.engine.weights)]
+        batch_size = rows_within_budget(max(widths) * torch.finfo(self.dtype).bits // 8)
         total_loss = torch.zeros(k, dtype=torch.float64, device=self.device)
         correct = torch.zeros(k, dtype=torch.long, device=self.device)
         n = len(getattr(self.split, part).y)
         for start in range(0, n, batch_size):
             rows = slice(start, start + batch_size)
             if self.member_splits is None:
-                data = getattr(self.split, part)
-                inputs = self.split.normalize(data.x[rows].to(self.dtype))
-                yb = data.y[rows]
+                inputs = self.normalized[part][rows]
+                yb = getattr(self.split, part).y[rows]
                 # The shared input makes the first layer one product [B, in] @ [in, K·out], whose
                 # rounding can depend on K, so a member's metrics can differ in the last bits
                 # from those of the same run trained alone; `reglab reproduce` therefore
@@ -510,7 +530,8 @@ class _BatchedTrainer:
             hidden: list[Tensor] | None = [] if ever_active is not None else None
             logits = self.engine.forward(inputs, training=False, hidden=hidden)
             if ever_active is not None and hidden:
-                active = [(h > 0).any(dim=1) for h in hidden]
+                # amax over the rows is much faster than (h > 0).any(dim=1) on CPU.
+                active = [h.amax(dim=1) > 0 for h in hidden]
                 ever_active[:] = active if not ever_active else [a | b for a, b in zip(ever_active, active)]
             _, batch, classes = logits.shape
             losses = F.cross_entropy(logits.reshape(k * batch, classes), labels, reduction="none")

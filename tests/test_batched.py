@@ -32,7 +32,7 @@ from reglab.training.config import (
 )
 from reglab.training.diagnostics import layer_stats
 from reglab.training.fit import TrainingError, fit
-from reglab.training.fit_batched import _LastNormalized, batching_problem, fit_batched
+from reglab.training.fit_batched import MAX_BATCH_MEMBERS, _LastNormalized, batch_chunks, batching_problem, fit_batched
 
 MODEL = "mlp:24,16"
 
@@ -359,7 +359,26 @@ def test_batching_problem_names_the_difference():
     assert "refits on training plus validation data" in batching_problem([base, refit])
 
 
+@pytest.mark.parametrize(
+    ("count", "sizes"), [(0, []), (1, [1]), (16, [16]), (17, [9, 8]), (20, [10, 10]), (33, [11, 11, 11])]
+)
+def test_batch_chunks_are_balanced(count, sizes):
+    chunks = batch_chunks(list(range(count)))
+    assert [len(chunk) for chunk in chunks] == sizes
+    assert [item for chunk in chunks for item in chunk] == list(range(count))
+
+
 # The study runner.
+
+
+def test_plan_units_chunks_large_batches():
+    from reglab.study.runner import plan_units
+
+    configs = [_config(f"l2-{i}", StrategyConfig(l2=i * 1e-4)) for i in range(MAX_BATCH_MEMBERS + 2)]
+    configs.append(_config("adam", StrategyConfig()).model_copy(update={"optimizer": OptimizerSettings(name="adam")}))
+    units = plan_units(configs, role="study", evaluate_test=True, batched=True)
+    assert [len(unit.configs) for unit in units] == [9, 9, 1]
+    assert units[-1].configs[0].strategy == "adam"
 
 
 def test_run_study_batches_one_seed(tiny_spec, tmp_path):

@@ -26,7 +26,7 @@ from reglab.study.store import RunStore
 from reglab.training.config import RunConfig
 from reglab.training.device import resolve_device
 from reglab.training.fit import EpochCallback, RunResult, fit
-from reglab.training.fit_batched import batching_problem, fit_batched
+from reglab.training.fit_batched import batch_chunks, batching_problem, fit_batched
 from reglab.training.model_builder import build_run_model
 from reglab.training.step import check_image_settings
 
@@ -206,13 +206,14 @@ def run_study(
     with _open_backend(backend, address, dataset, device, progress) as trainer:
         driver = _Driver(spec, store, trainer, progress, on_run_stored)
 
+        # Every search run has the first seed, so the search is one group, batched like a seed's runs.
         search = [
-            [spec.run_config(name, spec.seeds[0], lr=lr, epochs=spec.search_epochs)]
+            spec.run_config(name, spec.seeds[0], lr=lr, epochs=spec.search_epochs)
             for name, config in spec.strategies.items()
             if config.lr is None
             for lr in spec.lr_grid or []
         ]
-        driver.train(search, role="lr-search", evaluate_test=False, batched=False)
+        driver.train([search], role="lr-search", evaluate_test=False, batched=batched)
         lr_choices = {name: driver.choose_lr(name) for name in spec.strategies}
 
         by_seed = [
@@ -280,16 +281,18 @@ def plan_units(
 ) -> list[WorkUnit]:
     """Group the unfinished runs of one seed into training calls.
 
-    With ``batched``, the runs that :func:`batching_problem` accepts train in one call when
-    there are at least two of them; every other run trains alone. The batched call comes
-    first, then the others in their given order.
+    With ``batched``, the runs that :func:`batching_problem` accepts train together when
+    there are at least two of them, in calls of at most
+    :data:`~reglab.training.fit_batched.MAX_BATCH_MEMBERS` runs
+    (:func:`~reglab.training.fit_batched.batch_chunks`); every other run trains alone. The
+    batched calls come first, then the others in their given order.
     """
     together = [config for config in configs if batching_problem([config]) is None] if batched else []
     if len(together) < 2 or batching_problem(together) is not None:
         together = []
 
     keys = {config.key() for config in together}
-    units = [WorkUnit(tuple(together), role, evaluate_test)] if together else []
+    units = [WorkUnit(tuple(chunk), role, evaluate_test) for chunk in batch_chunks(together)]
     units += [WorkUnit((config,), role, evaluate_test) for config in configs if config.key() not in keys]
     return units
 

@@ -76,10 +76,12 @@ EXPERIMENTS = {
         _study("mlp-fashion-mnist"),
         _study("cnn-mnist-5k"),
         _study("dropconnect-mnist-5k"),
+        # Its own study name, so that it probes again instead of reusing the epoch times
+        # that reglab 0.2.0 measured under the default name compete-fashion-mnist.
         Experiment(
             "compete-fashion-mnist",
-            ("compete", "--dataset", "fashion-mnist", "--budget", "30m"),
-            "compete-fashion-mnist",
+            ("compete", "--dataset", "fashion-mnist", "--budget", "30m", "--name", "compete-fashion-mnist-0.3"),
+            "compete-fashion-mnist-0.3",
         ),
         Experiment(
             "mc-curve",
@@ -302,12 +304,13 @@ def _targets(out: Path) -> list[str]:
     for label, names, target in TARGETS:
         candidates = []
         for name in names:
-            compete = out / name / "compete.json"
+            folder = out / EXPERIMENTS[name].folder
+            compete = folder / "compete.json"
             if compete.exists():
                 result = json.loads(compete.read_text())
                 candidates.append((result["val_acc"], f"{result['recipe']} (run {result['run_id']})", result["test_acc"], name))
-            elif (out / name / "summary.csv").exists():
-                for row in _rows(out / name / "summary.csv"):
+            elif (folder / "summary.csv").exists():
+                for row in _rows(folder / "summary.csv"):
                     candidates.append((float(row["val_acc_mean"]), row["strategy"], float(row["test_acc_mean"]), name))
         if not candidates:
             lines.append(f"| {label} | {', '.join(names)} | not run yet | | {100 * target:.1f} | |")

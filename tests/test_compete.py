@@ -210,3 +210,24 @@ def test_second_compete_reuses_stored_runs(tmp_path, monkeypatch):
     assert second.verified is True
     assert len(runs) == 3
     assert sum(len(run["test_accesses"] or []) for run in runs) == 1
+
+
+def test_compete_with_new_name_trains_afresh(tmp_path):
+    with RunStore(tmp_path / "reglab.db") as store:
+        first = compete("digits", 600, store, recipes=_recipes())
+        renamed = compete("digits", 600, store, recipes=_recipes(), name="digits-again")
+        runs = store.runs("digits-again", role=None)
+
+    assert renamed.study == "digits-again"
+    assert renamed.run_id != first.run_id
+    assert all(probe.note != "stored earlier" for probe in renamed.probes)
+    assert len(runs) == 3
+
+
+def test_compete_command_rejects_a_bad_name(tmp_path):
+    args = ["compete", "--dataset", "digits", "--budget", "5s", "--name", "../up", "--out", str(tmp_path)]
+    result = runner.invoke(app, args)
+
+    assert result.exit_code != 0
+    assert "name '../up' must start with a letter or digit" in result.output
+    assert "--name compete-fashion-mnist-2" in result.output

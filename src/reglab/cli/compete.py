@@ -32,6 +32,12 @@ def compete(
     verify: bool = typer.Option(
         False, "--verify", help="Keep half of the training time for a reproduction of the final run."
     ),
+    name: Optional[str] = typer.Option(
+        None,
+        "--name",
+        help="Study name in the run database, compete-DATASET by default. A rerun with the same name resumes "
+        "from its stored runs and their epoch times; a new name probes and trains afresh.",
+    ),
     out: Path = OutOption,
     device: str = DeviceOption,
     data_dir: Optional[Path] = DataDirOption,
@@ -63,6 +69,7 @@ def compete(
             verify=verify,
             data_dir=str(data_dir) if data_dir else None,
             download=download,
+            name=name,
             on_message=say,
             on_epoch_end=show_epoch,
         )

@@ -36,6 +36,7 @@ from typing import Any
 
 from reglab.data import Split, load_dataset, make_split
 from reglab.errors import ConfigError
+from reglab.study.spec import check_study_name
 from reglab.study.store import RunStore
 from reglab.training.config import RunConfig, validate
 from reglab.training.fit import RunResult, fit
@@ -256,6 +257,7 @@ def compete(
     data_dir: str | None = None,
     download: bool = False,
     recipes: list[Recipe] | None = None,
+    name: str | None = None,
     on_message: ProgressCallback | None = None,
     on_epoch_end: Callable[[int, dict[str, float]], None] | None = None,
 ) -> CompeteResult:
@@ -271,6 +273,10 @@ def compete(
         data_dir: a folder with the data set's files.
         download: allow torchvision's downloader.
         recipes: the candidates; :func:`recipes_for` by default.
+        name: the study name of the probes and the final run, ``compete-DATASET`` by
+            default. A later call with the same name and seed reuses the stored probes,
+            with the epoch times they measured, and a stored final run with the same
+            settings; a new name measures and trains afresh.
         on_message: called with a line of text at each step.
         on_epoch_end: called after each epoch of the final run.
 
@@ -278,9 +284,15 @@ def compete(
         The :class:`CompeteResult`.
 
     Raises:
-        ConfigError: the budget cannot fit one probe epoch and one final epoch; the message
-            gives the measured epoch time and the smallest useful budget.
+        ConfigError: ``name`` is not a valid study name, or the budget cannot fit one probe
+            epoch and one final epoch; the message gives the measured epoch time and the
+            smallest useful budget.
     """
+    study = f"compete-{dataset}" if name is None else name
+    try:
+        check_study_name(study)
+    except ValueError as error:
+        raise ConfigError(f"compete: name {study!r} {error}; for example --name compete-fashion-mnist-2.") from None
     started = time.perf_counter()
     say = on_message or (lambda text: logger.info(text))
     data = load_dataset(dataset, data_dir=data_dir, download=download)
@@ -288,7 +300,6 @@ def compete(
     # A reproduction loads the data set again, so its estimate includes this time.
     load_seconds = time.perf_counter() - started
     candidates = recipes if recipes is not None else recipes_for(dataset, tuple(split.train.x.shape[1:]))
-    study = f"compete-{dataset}"
     store.save_study(study, {"command": "compete", "dataset": dataset, "budget_seconds": budget_seconds, "seed": seed})
 
     def elapsed() -> float:

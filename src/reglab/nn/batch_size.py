@@ -5,8 +5,8 @@ activations of one batch no longer fit in the CPU's caches. A convolution's outp
 channels at 28x28 takes 100 KB per image, so a batch of 2,048 images writes 205 MB per
 layer. On the 2-core AMD EPYC of ``docs/benchmarks.md``, evaluating ``cnn:32,64:bn`` took
 about 26 ms per 128 images in batches of 64 or 128 and 81 ms in batches of 1,024, and
-16 batched MLPs 784-100-50-10 took 476 ms per 8,192 rows in batches of 256 or 512 and
-544 ms in batches of 2,048.
+16 batched MLPs 784-100-50-10 took 476 to 499 ms per 8,192 rows in batches of 256 or 512
+and 544 ms in batches of 2,048.
 """
 
 from __future__ import annotations

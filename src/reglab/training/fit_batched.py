@@ -66,7 +66,7 @@ _SHARED_SETTINGS = ("dataset", "model", "batch_size", "val_fraction", "test_frac
 
 
 MAX_BATCH_MEMBERS = 16
-"""The most configurations that one :func:`fit_batched` call trains, see :func:`batch_chunks`.
+"""The maximum number of configurations that one :func:`fit_batched` call trains, see :func:`batch_chunks`.
 
 On the 2-core AMD EPYC of ``docs/benchmarks.md``, one epoch of 16 MLPs 784-100-50-10 took
 8.0 to 8.4 s in one batch, 8.8 s in two batches of 8 and 9.8 to 10.4 s in four batches of 4.
@@ -337,7 +337,7 @@ class _BatchedTrainer:
 
         # A shared split's training and validation inputs are normalized once, for every
         # evaluation and, when no member augments, for the training minibatches too.
-        # Normalizing is elementwise, so a batch of the normalized tensor holds the same values
+        # Normalizing is elementwise, so a batch of the normalized tensor contains the same values
         # as the normalized batch.
         self.normalized: dict[str, Tensor] = {}
         if member_splits is None:

@@ -284,9 +284,9 @@ def compete(
         The :class:`CompeteResult`.
 
     Raises:
-        ConfigError: ``name`` is not a valid study name, or the budget cannot fit one probe
-            epoch and one final epoch; the message gives the measured epoch time and the
-            smallest useful budget.
+        ConfigError: ``name`` is not a valid study name. Also raised when the budget cannot
+            fit one probe epoch and one final epoch, with the measured epoch time and the
+            smallest useful budget in the message.
     """
     study = f"compete-{dataset}" if name is None else name
     try:

@@ -32,7 +32,14 @@ from reglab.training.config import (
 )
 from reglab.training.diagnostics import layer_stats
 from reglab.training.fit import TrainingError, fit
-from reglab.training.fit_batched import MAX_BATCH_MEMBERS, _LastNormalized, batch_chunks, batching_problem, fit_batched
+from reglab.training.fit_batched import (
+    MAX_BATCH_MEMBERS,
+    _LastNormalized,
+    batch_chunks,
+    batching_problem,
+    fit_batched,
+    members_per_call,
+)
 
 MODEL = "mlp:24,16"
 
@@ -368,6 +375,13 @@ def test_batch_chunks_are_balanced(count, sizes):
     assert [item for chunk in chunks for item in chunk] == list(range(count))
 
 
+def test_members_per_call_follow_the_weight_size():
+    assert members_per_call("mlp:100,50", (1, 28, 28), 10) == MAX_BATCH_MEMBERS
+    assert members_per_call("mlp:512,512", (1, 28, 28), 10) == 3
+    assert members_per_call("mlp:4096,4096", (1, 28, 28), 10) == 1
+    assert members_per_call("cnn:32,64", (1, 28, 28), 10) == 1
+
+
 # The study runner.
 
 
@@ -379,6 +393,7 @@ def test_plan_units_chunks_large_batches():
     units = plan_units(configs, role="study", evaluate_test=True, batched=True)
     assert [len(unit.configs) for unit in units] == [9, 9, 1]
     assert units[-1].configs[0].strategy == "adam"
+    assert [len(unit.configs) for unit in plan_units(configs[:7], role="run", evaluate_test=True, batched=True, max_members=3)] == [3, 2, 2]
 
 
 def test_run_study_batches_one_seed(tiny_spec, tmp_path):

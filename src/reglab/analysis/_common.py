@@ -13,7 +13,7 @@ from reglab.data import Dataset, Split, TensorPair, load_dataset
 from reglab.errors import ConfigError
 from reglab.training.config import RunConfig, StrategyConfig, validate
 from reglab.training.fit import RunResult, fit
-from reglab.training.fit_batched import batch_chunks, batching_problem, fit_batched
+from reglab.training.fit_batched import batch_chunks, batching_problem, fit_batched, members_per_call
 
 RunCallback = Callable[[str], None]
 """Called with a short description of each run before it starts, for progress output."""
@@ -68,7 +68,7 @@ def fit_runs(
     size, split fractions) and by the sizes of their training and validation parts. Each
     group of at least two runs that :func:`~reglab.training.fit_batched.batching_problem`
     accepts (SGD, no refit) trains in ``fit_batched`` calls of at most
-    :data:`~reglab.training.fit_batched.MAX_BATCH_MEMBERS` runs. Members with one seed and
+    :func:`~reglab.training.fit_batched.members_per_call` runs. Members with one seed and
     the same data share one minibatch order. Otherwise each member trains on its own split
     (``separate_data``). Either way each member sees the minibatch order, masks and
     augmentation that :func:`~reglab.training.fit.fit` draws from its seed, so its result
@@ -94,7 +94,12 @@ def fit_runs(
             groups.setdefault(key + (len(split.train.y), len(split.val.y)), []).append(i)
 
     results: dict[int, RunResult] = {}
-    for members in (chunk for group in groups.values() for chunk in batch_chunks(group)):
+    chunks = []
+    for group in groups.values():
+        first = splits[group[0]]
+        limit = members_per_call(configs[group[0]].model, first.input_shape, first.num_classes)
+        chunks += batch_chunks(group, limit)
+    for members in chunks:
         group = [configs[i] for i in members]
         if len(members) < 2 or batching_problem(group, same_seed=False) is not None:
             continue

@@ -26,7 +26,13 @@ from reglab.study.store import RunStore
 from reglab.training.config import RunConfig
 from reglab.training.device import resolve_device
 from reglab.training.fit import EpochCallback, RunResult, fit
-from reglab.training.fit_batched import batch_chunks, batching_problem, fit_batched
+from reglab.training.fit_batched import (
+    MAX_BATCH_MEMBERS,
+    batch_chunks,
+    batching_problem,
+    fit_batched,
+    members_per_call,
+)
 from reglab.training.model_builder import build_run_model
 from reglab.training.step import check_image_settings
 
@@ -204,7 +210,8 @@ def run_study(
     store.save_study(spec.name, spec.model_dump(mode="json"))
 
     with _open_backend(backend, address, dataset, device, progress) as trainer:
-        driver = _Driver(spec, store, trainer, progress, on_run_stored)
+        max_members = members_per_call(spec.model, dataset.input_shape, dataset.num_classes)
+        driver = _Driver(spec, store, trainer, progress, on_run_stored, max_members)
 
         # Every search run has the first seed, so the search is one group, batched like a seed's runs.
         search = [
@@ -277,22 +284,27 @@ def run_label(config: RunConfig, role: str) -> str:
 
 
 def plan_units(
-    configs: Sequence[RunConfig], *, role: str, evaluate_test: bool, batched: bool
+    configs: Sequence[RunConfig],
+    *,
+    role: str,
+    evaluate_test: bool,
+    batched: bool,
+    max_members: int = MAX_BATCH_MEMBERS,
 ) -> list[WorkUnit]:
     """Group the unfinished runs of one seed into training calls.
 
     With ``batched``, the runs that :func:`batching_problem` accepts train together when
-    there are at least two of them, in calls of at most
-    :data:`~reglab.training.fit_batched.MAX_BATCH_MEMBERS` runs
-    (:func:`~reglab.training.fit_batched.batch_chunks`); every other run trains alone. The
-    batched calls come first, then the others in their given order.
+    there are at least two of them, in balanced calls of at most ``max_members`` runs
+    (:func:`~reglab.training.fit_batched.batch_chunks`; see
+    :func:`~reglab.training.fit_batched.members_per_call`); every other run trains alone.
+    The batched calls come first, then the others in their given order.
     """
     together = [config for config in configs if batching_problem([config]) is None] if batched else []
     if len(together) < 2 or batching_problem(together) is not None:
         together = []
 
     keys = {config.key() for config in together}
-    units = [WorkUnit(tuple(chunk), role, evaluate_test) for chunk in batch_chunks(together)]
+    units = [WorkUnit(tuple(chunk), role, evaluate_test) for chunk in batch_chunks(together, max_members)]
     units += [WorkUnit((config,), role, evaluate_test) for config in configs if config.key() not in keys]
     return units
 
@@ -390,12 +402,14 @@ class _Driver:
         trainer: Trainer,
         progress: StudyProgress,
         on_run_stored: Callable[[dict[str, Any]], None] | None = None,
+        max_members: int = MAX_BATCH_MEMBERS,
     ) -> None:
         self.spec = spec
         self.store = store
         self.trainer = trainer
         self.progress = progress
         self.on_run_stored = on_run_stored
+        self.max_members = max_members
 
     def choose_lr(self, strategy: str) -> LearningRateChoice:
         def search(lr: float) -> float | None:
@@ -427,7 +441,9 @@ class _Driver:
                 if role == "run":
                     self._commit_checkpoint(config, finished["id"])
                 self.progress.run_finished(run_label(config, role), skipped=True)
-            units += plan_units(pending, role=role, evaluate_test=evaluate_test, batched=batched)
+            units += plan_units(
+                pending, role=role, evaluate_test=evaluate_test, batched=batched, max_members=self.max_members
+            )
 
         for unit, results in self.trainer.train(units):
             for config, result in zip(unit.configs, results):

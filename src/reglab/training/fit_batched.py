@@ -74,6 +74,34 @@ Beyond 16, the stacked weights and their optimizer state outgrow the caches.
 """
 
 
+BATCH_WEIGHT_BUDGET_BYTES = 8 * 2**20
+"""The most bytes of weights that the members of one :func:`fit_batched` call hold together.
+
+Each step reads and writes every member's weights, gradients and momentum several times
+(forward, backward, penalty, update), so a batch whose weights outgrow the caches runs
+these passes from memory. On the 2-core AMD EPYC of ``docs/benchmarks.md``, 7 MLPs
+784-512-512-10 (2.7 MB of weights each) took 10.0 to 10.3 s for 5 epochs of mnist-5k in one
+call and 9.1 to 10.0 s in calls of 2 or 3, against 8.7 to 11.4 s one at a time.
+"""
+
+
+def members_per_call(model: str, input_shape: Sequence[int], num_classes: int, dtype: torch.dtype = torch.float32) -> int:
+    """Return how many configurations of ``model`` one :func:`fit_batched` call should train.
+
+    That is as many as keep their weights within :data:`BATCH_WEIGHT_BUDGET_BYTES`, at most
+    :data:`MAX_BATCH_MEMBERS` and at least 1: 16 for an MLP 784-100-50-10 (0.3 MB of
+    weights each), 3 for an MLP 784-512-512-10 (2.7 MB each). A model that the batched
+    engine does not train gets 1.
+    """
+    spec = parse_model_spec(model)
+    if spec.kind not in ("softmax", "mlp"):
+        return 1
+    widths = [math.prod(input_shape), *spec.hidden, num_classes]
+    weights = sum(fan_in * fan_out + fan_out for fan_in, fan_out in zip(widths, widths[1:]))
+    member_bytes = weights * torch.finfo(dtype).bits // 8
+    return max(1, min(MAX_BATCH_MEMBERS, BATCH_WEIGHT_BUDGET_BYTES // member_bytes))
+
+
 def batch_chunks(items: Sequence[Any], limit: int = MAX_BATCH_MEMBERS) -> list[list[Any]]:
     """Split ``items`` into the fewest consecutive chunks of at most ``limit``, with sizes differing by at most one.
 

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import re
+
+import pytest
 import torch
 from torch import nn
 
+from reglab.errors import ConfigError
 from reglab.inference import mc_predict
 from reglab.nn.batch_size import inference_batch_size
 from reglab.nn.models import build_model
@@ -69,3 +73,61 @@ def test_builtin_conv_networks_are_channels_last():
         convs = [module for module in model.modules() if isinstance(module, nn.Conv2d)]
         assert all(conv.weight.is_contiguous(memory_format=torch.channels_last) for conv in convs), spec
         assert not convs[1].weight.is_contiguous(), spec
+
+
+class _Recurrent(nn.Module):
+    """An LSTM classifier: the LSTM returns a tuple of tensors."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lstm = nn.LSTM(8, 4096, batch_first=True)
+        self.head = nn.Linear(4096, 2)
+
+    def forward(self, x):
+        output, _ = self.lstm(x)
+        return self.head(output[:, -1])
+
+
+def test_tuple_outputs_count_toward_the_budget():
+    # 64 steps of 4,096 floats: 1 MiB per example, so the 64-row floor applies.
+    assert inference_batch_size(_Recurrent(), torch.zeros(2, 64, 8)) == 64
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"largest": 0}, "largest must be an int >= 1, got 0"),
+        ({"smallest": 0}, "smallest must be an int >= 1, got 0"),
+        ({"smallest": 4096, "largest": 8}, "smallest=4096 is above largest=8"),
+        ({"budget_bytes": 2.5}, "budget_bytes must be an int >= 1, got 2.5"),
+    ],
+)
+def test_inference_batch_size_rejects_bad_limits(kwargs, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        inference_batch_size(nn.Linear(4, 2), torch.zeros(3, 4), **kwargs)
+
+
+def test_inference_batch_size_rejects_a_list():
+    with pytest.raises(ConfigError, match="x must be a tensor of inputs, got list"):
+        inference_batch_size(nn.Linear(4, 2), [[0.0] * 4])
+
+
+@pytest.mark.parametrize(
+    ("x", "y", "batch_size", "message"),
+    [
+        (torch.zeros(0, 4), torch.zeros(0, dtype=torch.long), None, "x is empty"),
+        (torch.zeros(3, 4), torch.zeros(2, dtype=torch.long), None, "x has 3 rows but y has 2"),
+        (torch.zeros(3, 4), torch.zeros(3, dtype=torch.long), -5, "batch_size must be an int >= 1, got -5"),
+        (torch.zeros(3, 4), torch.zeros(3, dtype=torch.long), 2.5, "batch_size must be an int >= 1, got 2.5"),
+    ],
+)
+def test_evaluate_rejects_bad_input(x, y, batch_size, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        evaluate(nn.Linear(4, 2), x, y, batch_size=batch_size)
+
+
+def test_evaluate_restores_modes_when_the_pass_raises():
+    model = nn.Sequential(nn.Linear(4, 2), nn.Dropout(0.5)).train()
+    with pytest.raises(RuntimeError):
+        evaluate(model, torch.zeros(3, 5), torch.zeros(3, dtype=torch.long), batch_size=2)
+    assert all(module.training for module in model.modules())

@@ -11,6 +11,7 @@ In float64 the agreement is much tighter.
 from __future__ import annotations
 
 import dataclasses
+import re
 
 import pytest
 import torch
@@ -353,6 +354,21 @@ def test_fit_batched_opens_each_test_set_once(digits):
     results = fit_batched(configs, shared)
     assert shared.test.n_accesses == 1
     assert all(len(result.test_accesses) == 1 for result in results)
+
+
+@pytest.mark.parametrize(
+    ("configs", "split", "kwargs", "message"),
+    [
+        (None, "digits", {}, "split must be a Split or a list of them, got a str"),
+        ([{"dataset": "digits"}], None, {}, "configs must be RunConfig objects, got a dict"),
+        (None, None, {"dtype": torch.int64}, "dtype must be a floating-point torch.dtype"),
+    ],
+)
+def test_fit_batched_rejects_bad_arguments(digits, configs, split, kwargs, message):
+    configs = configs or [_config("a", StrategyConfig(), epochs=1)]
+    split = split or make_split(digits, seed=3)
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        fit_batched(configs, split, **kwargs)
 
 
 def test_batching_problem_names_the_difference():

@@ -99,6 +99,47 @@ def test_study_records_failed_run_and_goes_on(tiny_spec, tmp_path, monkeypatch):
     assert "became nan" in result.failures[0]["error"]
 
 
+_FAILING_MODULE = """
+import torch
+from torch import nn
+
+
+class FailsMidTraining(nn.Module):
+    def __init__(self, input_shape, num_classes):
+        super().__init__()
+        self.linear = nn.Linear(64, num_classes)
+        self.calls = 0
+
+    def forward(self, x):
+        self.calls += 1
+        if self.training and self.calls > 3:
+            raise RuntimeError("fails mid-training")
+        return self.linear(x.flatten(1))
+
+
+def make(input_shape, num_classes):
+    return FailsMidTraining(input_shape, num_classes)
+"""
+
+
+def test_user_module_error_fails_only_its_run(tiny_spec, tmp_path, monkeypatch):
+    (tmp_path / "reglab_failing_nets.py").write_text(_FAILING_MODULE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    # Dropout layers cannot be inserted into a user module, so the study uses baseline and l2.
+    strategies = {name: config for name, config in tiny_spec.strategies.items() if name != "dropout"}
+    spec = tiny_spec.model_copy(
+        update={"model": "module:reglab_failing_nets:make", "strategies": strategies, "seeds": [0], "epochs": 1}
+    )
+
+    with RunStore(tmp_path / "reglab.db") as store:
+        result = run_study(spec, store)
+
+    assert [failure["strategy"] for failure in result.failures] == ["baseline", "l2"]
+    error = result.failures[0]["error"]
+    assert "module:reglab_failing_nets:make raised RuntimeError: fails mid-training" in error
+    assert "fix the module's forward pass" in error
+
+
 def test_compare_study_writes_report_and_csv(tiny_spec, tmp_path):
     outcome = compare_study(tiny_spec, tmp_path)
 

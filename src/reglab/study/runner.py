@@ -334,6 +334,17 @@ def train_unit(
             result = fit(first, split, device=device, on_epoch_end=on_epoch_end, evaluate_test=unit.evaluate_test)
         except ReglabError as error:
             return [RunFailure(str(error))]
+        except Exception as error:
+            # A user module's own code may raise anything; reglab's errors are ReglabErrors.
+            if not first.model.lower().startswith("module:"):
+                raise
+            logger.warning("run %s failed in the user module %s: %r", run_label(first, unit.role), first.model, error)
+            return [
+                RunFailure(
+                    f"the model {first.model} raised {type(error).__name__}: {error} while training strategy "
+                    f"{first.strategy!r} (seed {first.seed}); fix the module's forward pass."
+                )
+            ]
         return [result]
 
     # The runs share the seed and fractions, so their splits are equal: use one and give

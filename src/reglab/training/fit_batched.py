@@ -227,6 +227,18 @@ def fit_batched(
         SealedTestSetError: a test set was already opened.
     """
     configs = list(configs)
+    for config in configs:
+        if not isinstance(config, RunConfig):
+            raise ConfigError(f"fit_batched: configs must be RunConfig objects, got a {type(config).__name__}.")
+    parts = [split] if isinstance(split, Split) else split if isinstance(split, (list, tuple)) else [split]
+    for part in parts:
+        if not isinstance(part, Split):
+            raise ConfigError(
+                f"fit_batched: split must be a Split or a list of them, got a {type(part).__name__}; "
+                "make one with reglab.data.make_split(load_dataset(name), seed=...)."
+            )
+    if not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
+        raise ConfigError(f"fit_batched: dtype must be a floating-point torch.dtype such as torch.float32, got {dtype!r}.")
     if errors not in ("raise", "return"):
         raise ConfigError(f"fit_batched: errors must be 'raise' or 'return', got {errors!r}.")
     if separate_data and data_seed is not None:

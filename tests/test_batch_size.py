@@ -16,7 +16,7 @@ from reglab.training.evaluate import evaluate
 
 
 def test_mlp_batch_follows_its_widest_layer():
-    # The flattened input, 784 floats, is the largest output: 4 MiB holds 1,337 rows.
+    # The flattened input, 784 floats, is the largest output: 4 MiB fits 1,337 rows.
     model = build_model("mlp:512,512", (1, 28, 28), 10)
     assert inference_batch_size(model, torch.zeros(5, 1, 28, 28)) == 1024
     assert inference_batch_size(model, torch.zeros(5, 1, 28, 28), budget_bytes=2**30) == 2048
@@ -47,7 +47,7 @@ def test_trial_pass_changes_no_state():
         assert torch.equal(value, buffers[name]), name
 
 
-def test_evaluate_gives_the_same_metrics_for_any_batch_size():
+def test_evaluate_batch_size_keeps_metrics():
     torch.manual_seed(0)
     model = build_model("cnn:8,16:bn", (1, 16, 16), 4)
     x, y = torch.randn(300, 1, 16, 16), torch.randint(0, 4, (300,))
@@ -62,7 +62,7 @@ def test_mc_predict_default_batches_follow_the_activations():
     calls = []
     model[1].register_forward_hook(lambda module, inputs, output: calls.append(len(inputs[0])))
     mc_predict(model, torch.randn(100, 4), samples=20)
-    # 300,000 floats per example: 16 MiB holds 13, below the floor of 64 rows; the first call is the trial pass.
+    # 300,000 floats per example: 4 MiB fits 3, below the floor of 64 rows. The first call is the trial pass.
     assert calls[0] == 1
     assert set(calls[1:]) == {64, 36}
 

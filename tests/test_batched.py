@@ -161,8 +161,8 @@ def test_fit_batched_returns_build_model_networks(digits):
 
 
 def test_member_result_close_to_batch_of_one(digits):
-    # A shared product [B, in] @ [in, K·out] may round differently for different K, so a
-    # member agrees with a batch of one up to rounding; `reproduce` retrains the original batch.
+    # A shared product [B, in] @ [in, K·out] may round differently for different K. A member
+    # therefore agrees with a batch of one only up to rounding.
     configs = [_config(name, STRATEGIES[name], epochs=3) for name in ("l2", "dropout", "max-norm")]
     batch = fit_batched(configs, make_split(digits, seed=3), evaluate_test=False)
     for config, in_batch in zip(configs, batch):
@@ -172,7 +172,7 @@ def test_member_result_close_to_batch_of_one(digits):
 
 
 def test_member_weight_stats_match_layer_stats(digits):
-    # The dead-ReLU fractions come from the evaluation of the kept weights' epoch; early
+    # The dead-ReLU fractions come from the evaluation of the kept weights' epoch. Early
     # stopping keeps an earlier epoch's weights, and a large learning rate kills units.
     names = ("baseline", "dropout", "dropout-classic", "early-stop", "early-stop-last")
     configs = [_config(name, STRATEGIES[name], epochs=4) for name in names]

@@ -75,7 +75,7 @@ Beyond 16, the stacked weights and their optimizer state outgrow the caches.
 
 
 BATCH_WEIGHT_BUDGET_BYTES = 8 * 2**20
-"""The most bytes of weights that the members of one :func:`fit_batched` call hold together.
+"""The maximum bytes of weights that the members of one :func:`fit_batched` call keep together.
 
 Each step reads and writes every member's weights, gradients and momentum several times
 (forward, backward, penalty, update), so a batch whose weights outgrow the caches runs
@@ -230,7 +230,10 @@ def fit_batched(
     for config in configs:
         if not isinstance(config, RunConfig):
             raise ConfigError(f"fit_batched: configs must be RunConfig objects, got a {type(config).__name__}.")
-    parts = [split] if isinstance(split, Split) else split if isinstance(split, (list, tuple)) else [split]
+    if isinstance(split, (list, tuple)):
+        parts = list(split)
+    else:
+        parts = [split]
     for part in parts:
         if not isinstance(part, Split):
             raise ConfigError(
@@ -586,9 +589,8 @@ class _BatchedTrainer:
                 inputs = self.normalized[part][rows]
                 yb = getattr(self.split, part).y[rows]
                 # The shared input makes the first layer one product [B, in] @ [in, K·out], whose
-                # rounding can depend on K, so a member's metrics can differ in the last bits
-                # from those of the same run trained alone; `reglab reproduce` therefore
-                # retrains a batched run in its original batch.
+                # rounding can depend on K. A member's metrics can then differ in the last bits
+                # from the same run trained alone, so `reglab reproduce` retrains the original batch.
                 labels = yb.repeat(k)
             else:
                 splits = [self.member_splits[member] for member in self.active]

@@ -342,6 +342,25 @@ def test_fit_batched_names_a_large_penalty(digits):
         fit_batched(configs, make_split(digits, seed=3))
 
 
+def test_fit_batched_fails_a_member_whose_penalty_overflows(digits, monkeypatch):
+    # The penalty is checked once per epoch; a member whose penalty is no longer finite
+    # fails with the penalty's value, and the other member finishes as it would alone.
+    penalties = BatchedMLP.penalties
+
+    def overflow_second(self):
+        values = penalties(self)
+        return torch.where(torch.arange(self.size) == self.size - 1, torch.inf, values) if self.size == 2 else values
+
+    monkeypatch.setattr(BatchedMLP, "penalties", overflow_second)
+    configs = [_config("ok", StrategyConfig(), epochs=2), _config("overflows", StrategyConfig(l2=1e-3), epochs=2)]
+    results = fit_batched(configs, make_split(digits, seed=3), errors="return")
+
+    assert isinstance(results[1], TrainingError)
+    assert "became inf in epoch 1 of strategy 'overflows'" in str(results[1])
+    reference = fit(configs[0], make_split(digits, seed=3))
+    assert _max_history_difference(results[0].history, reference.history) < 1e-5
+
+
 def test_fit_batched_opens_each_test_set_once(digits):
     configs = [_config(name, StrategyConfig(), epochs=1) for name in ("a", "b")]
     splits = [make_split(digits, seed=3) for _ in configs]

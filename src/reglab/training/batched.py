@@ -329,13 +329,13 @@ class BatchedMLP:
 
     @torch.no_grad()
     def sgd_step(self) -> None:
-        """Add the penalty gradients, then apply one SGD-with-momentum update per member.
+        """Apply one SGD-with-momentum update per member, penalty gradients included.
 
-        Each weight's gradient gains ``l2 · w + l1 · sign(w)``, the gradient of
-        :meth:`penalties`. Then ``buf = momentum · buf + grad`` and ``param -= lr · buf``, with
-        each member's own ``lr`` and ``momentum``, as ``torch.optim.SGD`` computes them. The
-        buffers start at zero, which gives ``buf = grad`` in the first step, as in
-        ``torch.optim.SGD``.
+        ``buf = momentum · buf + grad + l2 · w + l1 · sign(w)`` and ``param -= lr · buf``, with
+        each member's own ``lr``, ``momentum`` and strengths: the update of
+        ``torch.optim.SGD`` on the gradient of the loss plus :meth:`penalties` (biases carry
+        no penalty). The buffers start at zero, which gives ``buf = grad`` in the first step,
+        as in ``torch.optim.SGD``. The gradients are read, not changed.
         """
         n_weights = len(self._params)
         for position, param in enumerate(self.parameters()):
@@ -345,14 +345,16 @@ class BatchedMLP:
             member_shape = (1, -1, 1) if position == 0 else (-1, 1, 1)
             neg_lr = self._neg_lr.view(member_shape)
             momentum = self._momentum.view(member_shape)
-            grad = param.grad
-            if position < n_weights and self._any_l2:
-                grad.addcmul_(param, self._l2.view(member_shape))
-            if position < n_weights and self._any_l1:
-                grad.addcmul_(param.sign(), self._l1.view(member_shape))
-
             buffer = self._momentum_buffers[position]
-            buffer.mul_(momentum).add_(grad)
+
+            # buf = momentum · buf + grad in one pass; the penalty gradient goes straight
+            # into the buffer, so the gradient is read once and never written.
+            torch.addcmul(param.grad, buffer, momentum, out=buffer)
+            if position < n_weights and self._any_l2:
+                buffer.addcmul_(param, self._l2.view(member_shape))
+            if position < n_weights and self._any_l1:
+                buffer.addcmul_(param.sign(), self._l1.view(member_shape))
+
             param.addcmul_(buffer, neg_lr)
 
     @torch.no_grad()

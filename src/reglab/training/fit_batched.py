@@ -483,7 +483,8 @@ class _BatchedTrainer:
             k, batch, classes = logits.shape
             labels = targets.reshape(-1) if targets.dim() == 2 else targets.repeat(k)
             cross_entropy = F.cross_entropy(logits.reshape(k * batch, classes), labels, reduction="none")
-            losses = cross_entropy.view(k, batch).mean(dim=1) + engine.penalties()
+            # The penalties' gradients enter in sgd_step, so the loss here is the data term.
+            losses = cross_entropy.view(k, batch).mean(dim=1)
 
             finite = torch.isfinite(losses)
             all_finite = bool(finite.all())
@@ -495,6 +496,16 @@ class _BatchedTrainer:
                 self._fail(finite, losses.detach(), epoch)
                 if not self.active:
                     return
+
+        # fit() checks the loss with its penalty after every step. Here the penalties are
+        # checked once per epoch, one pass over the weights instead of one per step. An
+        # infinite or NaN weight stays so under the update, so such a member fails in the
+        # same epoch; a penalty that overflows from finite weights is caught at the end of
+        # the epoch instead of at its step.
+        penalties = engine.penalties()
+        finite = torch.isfinite(penalties)
+        if not bool(finite.all()):
+            self._fail(finite, penalties, epoch)
 
     def _inputs(self, xb: Tensor) -> Tensor:
         """Return the normalized batch, shared ``[B, ...]`` or per member ``[K, B, ...]``.

@@ -46,6 +46,40 @@ def test_train_prints_history_and_test_metrics(tmp_path):
     assert "test %" in result.output
 
 
+_EXITING_MODULE = """
+import sys
+from torch import nn
+
+
+class Exits(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.linear = nn.Linear(64, 10)
+        self.calls = 0
+
+    def forward(self, x):
+        self.calls += 1
+        if self.training and self.calls > 3:
+            sys.exit(3)
+        return self.linear(x.flatten(1))
+
+
+def make(input_shape, num_classes):
+    return Exits()
+"""
+
+
+def test_train_names_a_user_module_that_calls_sys_exit(tmp_path, monkeypatch):
+    (tmp_path / "reglab_exiting_net.py").write_text(_EXITING_MODULE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    result = invoke(
+        "train", "--dataset", "digits", "--model", "module:reglab_exiting_net:make", "--epochs", "1", "--out", str(tmp_path)
+    )
+
+    assert result.exit_code == 2, result.output
+    assert "module:reglab_exiting_net:make called sys.exit(3) while training" in " ".join(result.output.split())
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

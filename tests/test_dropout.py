@@ -22,7 +22,7 @@ from reglab.nn.checks import (
 )
 from reglab.nn.dropconnect import DropConnectLinear
 from reglab.nn.dropout import Dropout
-from reglab.nn.masks import keep_mask, keep_threshold
+from reglab.nn.masks import fill_keep_mask, keep_mask, keep_threshold
 
 N = 1_000_000
 # A p whose keep probability 1 - p is a multiple of 2^-16 but not of 2^-8: 16-bit lanes.
@@ -122,6 +122,17 @@ def test_keep_mask_reproducible_from_seed():
     c = keep_mask((128, 784), 0.3, generator=generator(8))
     assert torch.equal(a, b)
     assert not torch.equal(a, c)
+
+
+@pytest.mark.parametrize("p", [0.0, 0.5, P16, 0.3, 1.0])
+def test_fill_keep_mask_writes_keep_mask_into_a_slice(p):
+    masks = torch.full((3, 40, 9), 7.0)
+    g = generator(5)
+    for row in masks:
+        fill_keep_mask(row, p, g)
+    g = generator(5)
+    expected = torch.stack([keep_mask((40, 9), p, dtype=torch.float32, generator=g) for _ in range(3)])
+    assert torch.equal(masks, expected)
 
 
 def test_keep_mask_float_dtype():

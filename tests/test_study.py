@@ -113,7 +113,7 @@ class FailsMidTraining(nn.Module):
     def forward(self, x):
         self.calls += 1
         if self.training and self.calls > 3:
-            raise RuntimeError("fails mid-training")
+            FAIL()
         return self.linear(x.flatten(1))
 
 
@@ -122,13 +122,23 @@ def make(input_shape, num_classes):
 """
 
 
-def test_user_module_error_fails_only_its_run(tiny_spec, tmp_path, monkeypatch):
-    (tmp_path / "reglab_failing_nets.py").write_text(_FAILING_MODULE)
+_FAILURES = {
+    "raise": ('raise RuntimeError("fails mid-training")', "raised RuntimeError: fails mid-training"),
+    "exit": ("sys.exit(3)", "called sys.exit(3)"),
+}
+
+
+@pytest.mark.parametrize("failure", sorted(_FAILURES))
+def test_user_module_error_fails_only_its_run(tiny_spec, tmp_path, monkeypatch, failure):
+    statement, expected = _FAILURES[failure]
+    source = _FAILING_MODULE.replace("import torch\n", f"import sys\nimport torch\n\n\ndef FAIL():\n    {statement}\n")
+    # One module name per case: Python caches an imported module by its name.
+    (tmp_path / f"reglab_failing_nets_{failure}.py").write_text(source)
     monkeypatch.syspath_prepend(str(tmp_path))
     # Dropout layers cannot be inserted into a user module, so the study uses baseline and l2.
     strategies = {name: config for name, config in tiny_spec.strategies.items() if name != "dropout"}
     spec = tiny_spec.model_copy(
-        update={"model": "module:reglab_failing_nets:make", "strategies": strategies, "seeds": [0], "epochs": 1}
+        update={"model": f"module:reglab_failing_nets_{failure}:make", "strategies": strategies, "seeds": [0], "epochs": 1}
     )
 
     with RunStore(tmp_path / "reglab.db") as store:
@@ -136,7 +146,7 @@ def test_user_module_error_fails_only_its_run(tiny_spec, tmp_path, monkeypatch):
 
     assert [failure["strategy"] for failure in result.failures] == ["baseline", "l2"]
     error = result.failures[0]["error"]
-    assert "module:reglab_failing_nets:make raised RuntimeError: fails mid-training" in error
+    assert f"module:reglab_failing_nets_{failure}:make {expected} while training" in error
     assert "fix the module's forward pass" in error
 
 

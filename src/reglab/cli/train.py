@@ -20,6 +20,7 @@ from reglab.cli._common import (
     ScheduleOption,
     StrategyOption,
     WarmupOption,
+    abort,
     batch_size_option,
     console,
     prepare_output_folder,
@@ -45,6 +46,7 @@ def train(
     """Train one model with one strategy, print its history and evaluate the test set once."""
     from reglab.analysis._common import run_config
     from reglab.data import load_dataset, make_split
+    from reglab.study.runner import user_module_failure
     from reglab.study.store import RunStore
     from reglab.study.strategies import resolve_strategies
     from reglab.study.studyfile import schedule_settings
@@ -77,7 +79,13 @@ def train(
                 highlight=False,
             )
 
-    result = fit(config, split, device=device, on_epoch_end=show_epoch)
+    try:
+        result = fit(config, split, device=device, on_epoch_end=show_epoch)
+    except SystemExit as error:
+        # A user module that calls sys.exit would otherwise end the command without a word.
+        if not config.model.lower().startswith("module:"):
+            raise
+        abort(user_module_failure(config, error))
     with RunStore(out / "reglab.db") as store:
         store.save_study("train", {"command": "train"})
         run_id = store.save_run("train", result)

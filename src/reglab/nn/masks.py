@@ -115,14 +115,25 @@ def keep_mask(
         (torch.bool, torch.Size([128, 784]))
     """
     p = check_probability("keep_mask", "p", p)
-    mask = torch.empty(shape, dtype=dtype, device=device)
+    return fill_keep_mask(torch.empty(shape, dtype=dtype, device=device), p, generator)
+
+
+def fill_keep_mask(mask: Tensor, p: float, generator: torch.Generator | None = None) -> Tensor:
+    """Write :func:`keep_mask`'s mask for drop probability ``p`` into the contiguous ``mask``.
+
+    The same generator state writes the same values as ``keep_mask(mask.shape, p)`` returns.
+    ``p`` is not checked here; :func:`keep_mask` checks it.
+
+    Returns:
+        ``mask``.
+    """
     lane_dtype, threshold = keep_threshold(p)
     if p == 1.0 or threshold >= 2 ** (8 * lane_dtype.itemsize - 1):
         # p = 1, or p so small (p = 0 included) that the rounded keep probability is 1.
         return mask.fill_(p < 1.0)
     lanes = random_lanes(mask.numel(), lane_dtype, device=mask.device, generator=generator)
     # A view to a tuple costs about half as much as one to a torch.Size.
-    return torch.lt(lanes.view(tuple(shape)), threshold, out=mask)
+    return torch.lt(lanes.view(tuple(mask.shape)), threshold, out=mask)
 
 
 def is_power_of_two(value: float) -> bool:

@@ -334,17 +334,12 @@ def train_unit(
             result = fit(first, split, device=device, on_epoch_end=on_epoch_end, evaluate_test=unit.evaluate_test)
         except ReglabError as error:
             return [RunFailure(str(error))]
-        except Exception as error:
-            # A user module's own code may raise anything; reglab's errors are ReglabErrors.
+        except (Exception, SystemExit) as error:
+            # A user module's own code may raise anything, or call sys.exit; reglab's errors are ReglabErrors.
             if not first.model.lower().startswith("module:"):
                 raise
             logger.warning("run %s failed in the user module %s: %r", run_label(first, unit.role), first.model, error)
-            return [
-                RunFailure(
-                    f"the model {first.model} raised {type(error).__name__}: {error} while training strategy "
-                    f"{first.strategy!r} (seed {first.seed}); fix the module's forward pass."
-                )
-            ]
+            return [RunFailure(user_module_failure(first, error))]
         return [result]
 
     # The runs share the seed and fractions, so their splits are equal: use one and give
@@ -364,6 +359,15 @@ def train_unit(
         errors="return",
     )
     return [RunFailure(str(result)) if isinstance(result, ReglabError) else result for result in results]
+
+
+def user_module_failure(config: RunConfig, error: BaseException) -> str:
+    """Return the message for a run whose user module raised ``error`` or called ``sys.exit``."""
+    what = f"called sys.exit({error.code!r})" if isinstance(error, SystemExit) else f"raised {type(error).__name__}: {error}"
+    return (
+        f"the model {config.model} {what} while training strategy {config.strategy!r} (seed {config.seed}); "
+        "fix the module's forward pass."
+    )
 
 
 class Trainer(Protocol):

@@ -22,7 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from reglab.nn.masks import is_power_of_two, keep_mask
+from reglab._validation import check_probability
+from reglab.nn.masks import fill_keep_mask, is_power_of_two
 from reglab.nn.models import ModelSpec, build_model
 
 _INF = math.inf
@@ -69,7 +70,7 @@ def draw_keep_masks(
     """
     masks = torch.empty((len(probabilities), *shape), dtype=dtype, device=device)
     for mask, p, generator in zip(masks, probabilities, generators):
-        mask.copy_(keep_mask(shape, p, device=device, dtype=dtype, generator=generator))
+        fill_keep_mask(mask, check_probability("draw_keep_masks", "p", p), generator)
     return masks
 
 

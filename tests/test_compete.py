@@ -4,6 +4,7 @@ import json
 import time
 
 import pytest
+import torch
 from typer.testing import CliRunner
 
 from reglab.cli import app
@@ -22,6 +23,7 @@ from reglab.study.compete import (
     recipes_for,
 )
 from reglab.study.leaderboard import build_leaderboard
+from reglab.training.model_builder import build_run_model
 
 runner = CliRunner()
 
@@ -44,6 +46,25 @@ def test_recipes_depend_on_the_input():
     assert all(recipe.model.startswith("cnn") for recipe in recipes_for("fashion-mnist", (1, 28, 28)))
     assert all(recipe.model.startswith("mlp") for recipe in recipes_for("digits", (1, 8, 8)))
     assert all(recipe.model.startswith("mlp") for recipe in recipes_for("moons", (2,)))
+
+
+@pytest.mark.parametrize("dataset", ["fashion-mnist", "mnist"])
+def test_image_recipes_build_and_validate(dataset):
+    # Every candidate's per-layer dropout must fit its network, which only building shows.
+    for recipe in recipes_for(dataset, (1, 28, 28)):
+        config = recipe.config(dataset, 0, 5)
+        model = build_run_model(config, (1, 28, 28), 10)
+        assert model(torch.zeros(2, 1, 28, 28)).shape == (2, 10)
+
+
+def test_clothing_recipes_erase_and_differ_in_depth():
+    recipes = recipes_for("fashion-mnist", (1, 28, 28))
+
+    assert [recipe.model for recipe in recipes] == ["cnn:32,64,128:bn", "cnn:32,64:bn"]
+    for recipe in recipes:
+        settings = recipe.config("fashion-mnist", 0, 5).regularization
+        assert settings.random_erasing == 0.5
+        assert not settings.augment
 
 
 def _recipes():

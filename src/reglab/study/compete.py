@@ -34,6 +34,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from reglab.augment import CLOTHING_DATASETS
 from reglab.data import Split, load_dataset, make_split
 from reglab.errors import ConfigError
 from reglab.study.spec import check_study_name
@@ -134,16 +135,29 @@ def recipes_for(dataset: str, input_shape: tuple[int, ...]) -> list[Recipe]:
 
     Images of at least 16x16 pixels get a small CNN with BatchNorm, dropout after the pooled
     blocks and in the classifier, label smoothing, decoupled weight decay and a cosine
-    schedule with one warm-up epoch. The candidates differ in the regularization through the
-    data: the data set's default augmentation, random erasing, or both. Other inputs get an
-    MLP with dropout. The recipes follow common practice for these data sets, not a search
-    on their test sets.
+    schedule with one warm-up epoch. For clothing the candidates use random erasing and
+    differ in depth; for other images they differ in the regularization through the data
+    (the data set's default augmentation, random erasing, or both). Other inputs get an MLP
+    with dropout. The recipes follow common practice for these data sets and runs scored on
+    their validation sets, never on their test sets.
     """
     common = {"label_smoothing": 0.1, "weight_decay": 5e-4, "early_stopping": None}
     images = len(input_shape) == 3 and min(input_shape[1:]) >= 16
     if images:
         model = "cnn:32,64:bn"
         dropout = {"p": [0.1, 0.1, 0.5], "input_p": 0.0}
+        erasing = {**common, "dropout": dropout, "random_erasing": 0.5}
+        if dataset.lower() in CLOTHING_DATASETS:
+            # On Fashion-MNIST's validation set, with cnn:32,64:bn for about 50 epochs, the
+            # default crops and flips lowered accuracy (92.4%, and 91.9% with erasing, against
+            # 92.8% for erasing alone): the network underfits them. With a third block, erasing
+            # reached 92.3% after 11 of 45 epochs, against 91.5% for two blocks after 11 of 56
+            # (docs/results.md).
+            deeper = {**erasing, "dropout": {"p": [0.1, 0.1, 0.1, 0.5], "input_p": 0.0}}
+            return [
+                Recipe("cnn3-erasing", "cnn:32,64,128:bn", deeper, _sgd(0.05)),
+                Recipe("cnn-erasing", model, erasing, _sgd(0.05)),
+            ]
         return [
             Recipe("cnn-augment", model, {**common, "dropout": dropout, "augment": True}, _sgd(0.05)),
             Recipe(
@@ -152,7 +166,7 @@ def recipes_for(dataset: str, input_shape: tuple[int, ...]) -> list[Recipe]:
                 {**common, "dropout": dropout, "augment": True, "random_erasing": 0.5},
                 _sgd(0.05),
             ),
-            Recipe("cnn-erasing", model, {**common, "dropout": dropout, "random_erasing": 0.5}, _sgd(0.05)),
+            Recipe("cnn-erasing", model, erasing, _sgd(0.05)),
         ]
 
     dropout = {"p": 0.5, "input_p": 0.2 if len(input_shape) == 3 else 0.0}

@@ -82,7 +82,7 @@ def train(
     try:
         result = fit(config, split, device=device, on_epoch_end=show_epoch)
     except SystemExit as error:
-        # A user module that calls sys.exit would otherwise end the command without a word.
+        # Without this, a user module that calls sys.exit would end the command with no message.
         if not config.model.lower().startswith("module:"):
             raise
         abort(user_module_failure(config, error))

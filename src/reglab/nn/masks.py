@@ -122,7 +122,7 @@ def fill_keep_mask(mask: Tensor, p: float, generator: torch.Generator | None = N
     """Write :func:`keep_mask`'s mask for drop probability ``p`` into the contiguous ``mask``.
 
     The same generator state writes the same values as ``keep_mask(mask.shape, p)`` returns.
-    ``p`` is not checked here; :func:`keep_mask` checks it.
+    This function does not check ``p``, because :func:`keep_mask` and its other callers do.
 
     Returns:
         ``mask``.

@@ -136,7 +136,7 @@ def recipes_for(dataset: str, input_shape: tuple[int, ...]) -> list[Recipe]:
     Images of at least 16x16 pixels get a small CNN with BatchNorm, dropout after the pooled
     blocks and in the classifier, label smoothing, decoupled weight decay and a cosine
     schedule with one warm-up epoch. For clothing the candidates use random erasing and
-    differ in depth; for other images they differ in the regularization through the data
+    differ in depth. For other images they differ in the regularization through the data
     (the data set's default augmentation, random erasing, or both). Other inputs get an MLP
     with dropout. The recipes follow common practice for these data sets and runs scored on
     their validation sets, never on their test sets.

@@ -335,7 +335,7 @@ def train_unit(
         except ReglabError as error:
             return [RunFailure(str(error))]
         except (Exception, SystemExit) as error:
-            # A user module's own code may raise anything, or call sys.exit; reglab's errors are ReglabErrors.
+            # A user module's code may raise any exception or call sys.exit, while reglab raises ReglabErrors.
             if not first.model.lower().startswith("module:"):
                 raise
             logger.warning("run %s failed in the user module %s: %r", run_label(first, unit.role), first.model, error)
@@ -363,9 +363,9 @@ def train_unit(
 
 def user_module_failure(config: RunConfig, error: BaseException) -> str:
     """Return the message for a run whose user module raised ``error`` or called ``sys.exit``."""
-    what = f"called sys.exit({error.code!r})" if isinstance(error, SystemExit) else f"raised {type(error).__name__}: {error}"
+    cause = f"called sys.exit({error.code!r})" if isinstance(error, SystemExit) else f"raised {type(error).__name__}: {error}"
     return (
-        f"the model {config.model} {what} while training strategy {config.strategy!r} (seed {config.seed}); "
+        f"the model {config.model} {cause} while training strategy {config.strategy!r} (seed {config.seed}); "
         "fix the module's forward pass."
     )
 

@@ -500,7 +500,7 @@ class _BatchedTrainer:
         # fit() checks the loss with its penalty after every step. Here the penalties are
         # checked once per epoch, one pass over the weights instead of one per step. An
         # infinite or NaN weight stays so under the update, so such a member fails in the
-        # same epoch; a penalty that overflows from finite weights is caught at the end of
+        # same epoch. A penalty that overflows from finite weights is caught at the end of
         # the epoch instead of at its step.
         penalties = engine.penalties()
         finite = torch.isfinite(penalties)

@@ -346,6 +346,33 @@ def _target_line(label: str, value: float, target: float) -> str:
     return f"{label}: {100 * value:.2f}% against the target {100 * target:.1f}% ({verdict})."
 
 
+def _validation_runs(out: Path) -> list[str]:
+    """Return the section on the runs of scripts/validation_run.py, or nothing when there are none."""
+    records = [json.loads(path.read_text()) for path in sorted((out / "validation-runs").glob("*.json"))]
+    if not records:
+        return []
+    lines = [
+        "## Validation-only runs behind the recipes",
+        "",
+        "These runs chose the candidate recipes of `reglab compete` and the settings of the study",
+        "files above. `scripts/validation_run.py` trained each on its split's training part and",
+        "scored it on the validation part. None opened its test set.",
+        "",
+        "| run | data set | model | settings | epochs | train acc. % | val acc. % |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for entry in records:
+        lines.append(
+            f"| {entry['name']} | {entry['dataset']} | `{entry['model']}` | {entry['settings']} | {entry['epochs']} | "
+            f"{_pct(entry['train_acc'])} | {_pct(entry['val_acc'])} |"
+        )
+    lines.append("")
+    for entry in records:
+        note = f" ({entry['note']})" if entry.get("note") else ""
+        lines.append(f"- {entry['name']}: `{entry['command']}`{note}; {entry['machine']}; finished {entry['finished']}.")
+    return lines + [""]
+
+
 def page(out: Path) -> str:
     """Render docs/results.md from the outputs under ``out``."""
     record = json.loads((out / "runs.json").read_text()) if (out / "runs.json").exists() else {}
@@ -495,6 +522,7 @@ def page(out: Path) -> str:
     else:
         missing.append("learning-curve")
 
+    sections += _validation_runs(out)
     if missing:
         sections += ["## Not run yet", "", "No outputs were found for: " + ", ".join(missing) + ".", ""]
     # Optional parts leave blank lines behind; Markdown needs only one between blocks.

@@ -386,9 +386,10 @@ def page(out: Path) -> str:
         "`reglab.db` in the output folder of the machine that ran the commands; `reglab show ID`",
         "and `reglab reproduce ID` read them there. Each section names the reglab version and",
         "commit it ran with: version 0.2.0 changed how dropout masks are drawn and fused the SGD",
-        "step, and 0.3.0 made the convolution networks channels-last, sized evaluation batches by",
-        "activation size and evaluates batched runs with one shared product. A run reproduces",
-        "exactly only with the version that trained it.",
+        "step, 0.3.0 made the convolution networks channels-last, sized evaluation batches by",
+        "activation size and evaluates batched runs with one shared product, and 0.4.0 changed",
+        "the order of the batched engine's update and the candidates of `reglab compete`. A run",
+        "reproduces exactly only with the version that trained it.",
         "",
     ]
 

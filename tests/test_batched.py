@@ -301,6 +301,11 @@ def test_keep_masks_reproducible_from_seed():
     assert not torch.equal(draw([1, 2]), draw([1, 3]))
 
 
+def test_draw_keep_masks_rejects_missing_generators():
+    with pytest.raises(ValueError, match="got 3 probabilities and 1 generators; pass one generator"):
+        draw_keep_masks((4,), [0.5, 0.5, 0.5], [None], torch.device("cpu"))
+
+
 def test_batched_forward_matches_member_networks():
     spec = parse_model_spec("mlp:8,6")
     settings = [MemberSettings(lr=0.1, hidden_p=0.5, dropout_mode="classic"), MemberSettings(lr=0.1, input_p=0.2)]

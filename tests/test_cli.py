@@ -46,6 +46,14 @@ def test_train_prints_history_and_test_metrics(tmp_path):
     assert "test %" in result.output
 
 
+def test_train_rejects_a_seed_beyond_the_store(tmp_path):
+    result = invoke("train", "--dataset", "digits", "--model", "mlp:8", "--seed", str(2**63), "--out", str(tmp_path))
+
+    assert result.exit_code == 2, result.output
+    assert "seed: Input should be less than or equal to 9223372036854775807" in result.output
+    assert not (tmp_path / "reglab.db").exists()
+
+
 _EXITING_MODULE = """
 import sys
 from torch import nn
@@ -69,15 +77,19 @@ def make(input_shape, num_classes):
 """
 
 
-def test_train_names_a_user_module_that_calls_sys_exit(tmp_path, monkeypatch):
-    (tmp_path / "reglab_exiting_net.py").write_text(_EXITING_MODULE)
+@pytest.mark.parametrize(
+    ("statement", "cause"),
+    [("sys.exit(3)", "it called sys.exit(3)"), ("raise RuntimeError('boom')", "RuntimeError: boom")],
+)
+def test_train_names_a_failing_user_module(tmp_path, monkeypatch, statement, cause):
+    # One module name per case: Python caches an imported module by its name.
+    name = f"reglab_failing_net_{abs(hash(statement))}"
+    (tmp_path / f"{name}.py").write_text(_EXITING_MODULE.replace("sys.exit(3)", statement))
     monkeypatch.syspath_prepend(str(tmp_path))
-    result = invoke(
-        "train", "--dataset", "digits", "--model", "module:reglab_exiting_net:make", "--epochs", "1", "--out", str(tmp_path)
-    )
+    result = invoke("train", "--dataset", "digits", "--model", f"module:{name}:make", "--epochs", "1", "--out", str(tmp_path))
 
     assert result.exit_code == 2, result.output
-    assert "module:reglab_exiting_net:make called sys.exit(3) while training" in " ".join(result.output.split())
+    assert f"module:{name}:make failed ({cause}) while training" in " ".join(result.output.split())
 
 
 @pytest.mark.parametrize(

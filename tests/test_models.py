@@ -203,6 +203,8 @@ def test_dropconnect_model_is_random_in_train_mode_only():
 
 
 _FACTORY_SOURCE = """
+import sys
+
 import torch
 from torch import nn
 
@@ -220,6 +222,10 @@ NOT_CALLABLE = 3
 
 def raises(input_shape, num_classes):
     raise ValueError("my factory is broken")
+
+
+def exits(input_shape, num_classes):
+    sys.exit(7)
 
 
 def three_classes(input_shape, num_classes):
@@ -255,6 +261,8 @@ def returns_tuple(input_shape, num_classes):
 @pytest.fixture
 def user_models(tmp_path, monkeypatch):
     (tmp_path / "reglab_user_nets.py").write_text(_FACTORY_SOURCE)
+    (tmp_path / "reglab_exits_on_import.py").write_text("import sys\n\nsys.exit(5)\n")
+    (tmp_path / "reglab_raises_on_import.py").write_text("raise RuntimeError('no GPU')\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     return "reglab_user_nets"
 
@@ -275,6 +283,9 @@ def test_module_spec_builds_the_factory_network(user_models):
         ("reglab_user_nets:not_a_module", "must return a torch.nn.Module, got a str"),
         ("os:getcwd", "factory 'os:getcwd' failed: TypeError: "),
         ("reglab_user_nets:raises", "factory 'reglab_user_nets:raises' failed: ValueError: my factory is broken"),
+        ("reglab_user_nets:exits", "factory 'reglab_user_nets:exits' failed: it called sys.exit(7)"),
+        ("reglab_exits_on_import:make", "importing module 'reglab_exits_on_import' failed: it called sys.exit(5)"),
+        ("reglab_raises_on_import:make", "importing module 'reglab_raises_on_import' failed: RuntimeError: no GPU"),
     ],
 )
 def test_module_spec_errors(user_models, target, message):

@@ -46,6 +46,7 @@ def train(
     """Train one model with one strategy, print its history and evaluate the test set once."""
     from reglab.analysis._common import run_config
     from reglab.data import load_dataset, make_split
+    from reglab.errors import ReglabError
     from reglab.study.runner import user_module_failure
     from reglab.study.store import RunStore
     from reglab.study.strategies import resolve_strategies
@@ -81,9 +82,10 @@ def train(
 
     try:
         result = fit(config, split, device=device, on_epoch_end=show_epoch)
-    except SystemExit as error:
-        # Without this, a user module that calls sys.exit would end the command with no message.
-        if not config.model.lower().startswith("module:"):
+    except (Exception, SystemExit) as error:
+        # A user module's own failure gets one message, as in `reglab compare`. Without this, a
+        # module that calls sys.exit would end the command with no message at all.
+        if isinstance(error, ReglabError) or not config.model.lower().startswith("module:"):
             raise
         abort(user_module_failure(config, error))
     with RunStore(out / "reglab.db") as store:

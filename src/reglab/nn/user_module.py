@@ -9,6 +9,13 @@ from torch import nn
 from reglab.errors import ConfigError
 
 
+def describe_failure(error: BaseException) -> str:
+    """Describe an exception raised by user code, or its call of ``sys.exit``, for a message."""
+    if isinstance(error, SystemExit):
+        return f"it called sys.exit({error.code!r})"
+    return f"{type(error).__name__}: {error}"
+
+
 def build_user_module(spec: str, target: str, input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
     """Import ``package.path``, call ``factory(input_shape, num_classes)`` and return its module.
 
@@ -34,6 +41,11 @@ def build_user_module(spec: str, target: str, input_shape: tuple[int, ...], num_
             f"model {spec!r}: cannot import module {module_name!r} ({error}); "
             "put its folder on PYTHONPATH or install its package."
         ) from None
+    except (Exception, SystemExit) as error:
+        raise ConfigError(
+            f"model {spec!r}: importing module {module_name!r} failed: {describe_failure(error)}; "
+            "fix the module's top-level code."
+        ) from error
 
     factory = getattr(module, factory_name, None)
     if factory is None:
@@ -49,11 +61,11 @@ def build_user_module(spec: str, target: str, input_shape: tuple[int, ...], num_
 
     try:
         network = factory(tuple(input_shape), num_classes)
-    except Exception as error:
+    except (Exception, SystemExit) as error:
         # Chained, so that a traceback (for example under 'python -X dev' or in a debugger) still
         # reaches the line of the factory that failed.
         raise ConfigError(
-            f"model {spec!r}: factory {target!r} failed: {type(error).__name__}: {error}; it must accept "
+            f"model {spec!r}: factory {target!r} failed: {describe_failure(error)}; it must accept "
             "(input_shape, num_classes) and return a torch.nn.Module."
         ) from error
     if not isinstance(network, nn.Module):

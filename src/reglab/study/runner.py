@@ -20,6 +20,7 @@ import torch
 
 from reglab.data import Dataset, load_dataset, make_split
 from reglab.errors import ConfigError, ReglabError
+from reglab.nn.user_module import describe_failure
 from reglab.study.checkpoints import commit_checkpoint, pending_checkpoint_path, save_checkpoint
 from reglab.study.spec import StudySpec
 from reglab.study.store import RunStore
@@ -363,9 +364,8 @@ def train_unit(
 
 def user_module_failure(config: RunConfig, error: BaseException) -> str:
     """Return the message for a run whose user module raised ``error`` or called ``sys.exit``."""
-    cause = f"called sys.exit({error.code!r})" if isinstance(error, SystemExit) else f"raised {type(error).__name__}: {error}"
     return (
-        f"the model {config.model} {cause} while training strategy {config.strategy!r} (seed {config.seed}); "
+        f"the model {config.model} failed ({describe_failure(error)}) while training strategy {config.strategy!r} (seed {config.seed}); "
         "fix the module's forward pass."
     )
 

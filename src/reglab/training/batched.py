@@ -68,6 +68,11 @@ def draw_keep_masks(
     uses the same generator state. A member with ``p_k = 0`` draws nothing and keeps every
     element. ``dtype`` is the masks' dtype: bool, or a floating dtype for masks of 0 and 1.
     """
+    if len(probabilities) != len(generators):
+        raise ValueError(
+            f"draw_keep_masks: got {len(probabilities)} probabilities and {len(generators)} generators; "
+            "pass one generator (or None) per member."
+        )
     masks = torch.empty((len(probabilities), *shape), dtype=dtype, device=device)
     for mask, p, generator in zip(masks, probabilities, generators):
         fill_keep_mask(mask, check_probability("draw_keep_masks", "p", p), generator)
@@ -348,8 +353,8 @@ class BatchedMLP:
             momentum = self._momentum.view(member_shape)
             buffer = self._momentum_buffers[position]
 
-            # buf = momentum · buf + grad in one pass; the penalty gradient goes straight
-            # into the buffer, so the gradient is read once and never written.
+            # buf = momentum · buf + grad in one pass. The penalty gradient goes straight into
+            # the buffer, so the gradient is read once and never written.
             torch.addcmul(param.grad, buffer, momentum, out=buffer)
             if position < n_weights and self._any_l2:
                 buffer.addcmul_(param, self._l2.view(member_shape))

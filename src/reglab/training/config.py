@@ -200,7 +200,8 @@ class RunConfig(_Settings):
     optimizer: OptimizerSettings = OptimizerSettings()
     batch_size: int = Field(128, ge=1)
     epochs: int = Field(30, ge=1)
-    seed: int = Field(0, ge=0)
+    # The store keeps seeds in SQLite INTEGER columns, which hold at most 2**63 - 1.
+    seed: int = Field(0, ge=0, le=2**63 - 1)
     val_fraction: float = Field(0.2, gt=0.0, lt=1.0)
     test_fraction: float = Field(0.2, gt=0.0, lt=1.0)
 

@@ -348,8 +348,8 @@ def test_fit_batched_names_a_large_penalty(digits):
 
 
 def test_fit_batched_fails_a_member_whose_penalty_overflows(digits, monkeypatch):
-    # The penalty is checked once per epoch; a member whose penalty is no longer finite
-    # fails with the penalty's value, and the other member finishes as it would alone.
+    # The penalty is checked once per epoch. A member whose penalty is no longer finite fails
+    # with the penalty's value, and the other member finishes as it would alone.
     penalties = BatchedMLP.penalties
 
     def overflow_second(self):

@@ -125,7 +125,7 @@ def test_keep_mask_reproducible_from_seed():
 
 
 @pytest.mark.parametrize("p", [0.0, 0.5, P16, 0.3, 1.0])
-def test_fill_keep_mask_writes_keep_mask_into_a_slice(p):
+def test_fill_keep_mask_matches_keep_mask(p):
     masks = torch.full((3, 40, 9), 7.0)
     g = generator(5)
     for row in masks:

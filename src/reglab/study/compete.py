@@ -10,8 +10,8 @@ A competition run goes through four steps, all on one seeded three-way split:
    probe's epochs) and the fixed cost of a run (building the model, evaluating, storing).
    The time left after that fixed cost, divided by the epoch time times ``SLOWDOWN_MARGIN``,
    gives how many epochs the chosen recipe trains, so a machine up to that much slower than
-   during the probes still ends in time. The epoch count, not the clock, enters the run's settings, so the run can be
-   reproduced exactly.
+   during the probes still ends in time. The epoch count, not the clock, enters the run's
+   settings, so the run can be reproduced exactly.
 3. **The final run** trains the chosen recipe for that many epochs, keeps the weights of its
    best validation epoch, and evaluates the sealed test set once. It is stored like any
    other run, so ``reglab leaderboard`` ranks it.
@@ -354,7 +354,7 @@ def compete(
         metrics = {**stored["final_metrics"], **stored["test_metrics"]}
         best_epoch = stored["best_epoch"]
         final_seconds = stored["timings"]["total_seconds"]
-        seconds_per_epoch = sum(row["seconds"] for row in stored["history"]) / len(stored["history"])
+        seconds_per_epoch = _mean_epoch_seconds(stored["history"])
     else:
         split = make_split(data, seed=seed, val_fraction=config.val_fraction, test_fraction=config.test_fraction)
         result = fit(config, split, device=device, on_epoch_end=on_epoch_end)
@@ -363,7 +363,7 @@ def compete(
         metrics = {**result.final_metrics, **result.test_metrics}
         best_epoch = result.best_epoch
         final_seconds = time.perf_counter() - final_started
-        seconds_per_epoch = _mean_epoch_seconds(result)
+        seconds_per_epoch = _mean_epoch_seconds(result.history)
     if seconds_per_epoch > best.seconds_per_epoch * SLOWDOWN_MARGIN:
         logger.warning(
             "compete: an epoch of the final run took %.2f s, more than the %.2f s (probe time times %.2f) it was sized for",
@@ -480,8 +480,8 @@ def _stored_probe(recipe: str, epochs: int, stored: dict[str, Any]) -> Probe:
     return Probe(recipe, epochs, stored["final_metrics"]["val_acc"], seconds, "stored earlier", overhead_seconds=overhead)
 
 
-def _mean_epoch_seconds(result: RunResult) -> float:
-    return _total_epoch_seconds(result.history) / len(result.history)
+def _mean_epoch_seconds(history: list[dict[str, Any]]) -> float:
+    return _total_epoch_seconds(history) / len(history)
 
 
 def _total_epoch_seconds(history: list[dict[str, Any]]) -> float:

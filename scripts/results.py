@@ -77,12 +77,13 @@ EXPERIMENTS = {
         _study("mlp-wide-fashion-mnist"),
         _study("cnn-mnist-5k"),
         _study("dropconnect-mnist-5k"),
-        # Its own study name, so that it probes the 0.4.0 candidates instead of reusing the
-        # probes and epoch times that earlier versions stored under other names.
+        # Its own study name, so that it probes the candidates again and sizes the final run
+        # from the median probe epoch, instead of reusing the probes and the final run stored
+        # under the names of earlier versions.
         Experiment(
             "compete-fashion-mnist",
-            ("compete", "--dataset", "fashion-mnist", "--budget", "30m", "--name", "compete-fashion-mnist-0.4"),
-            "compete-fashion-mnist-0.4",
+            ("compete", "--dataset", "fashion-mnist", "--budget", "30m", "--name", "compete-fashion-mnist-0.4.1"),
+            "compete-fashion-mnist-0.4.1",
         ),
         Experiment(
             "mc-curve",

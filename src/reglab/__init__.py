@@ -5,7 +5,7 @@ The components import nothing from the training pipeline, so each can be used al
 :mod:`reglab.augment` and :mod:`reglab.inference`.
 """
 
-__version__ = "0.4.0"
+__version__ = "0.4.1"
 
 from reglab.early_stopping import EarlyStopping, StopReason  # noqa: E402
 

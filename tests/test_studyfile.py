@@ -87,6 +87,23 @@ def test_strategy_list_rejects_a_repeated_name():
         study_spec_from_dict({"strategies": ["l2", "dropout", "l2"]})
 
 
+@pytest.mark.parametrize("empty", [[], {}])
+def test_an_empty_strategy_list_is_refused(empty):
+    with pytest.raises(ConfigError, match=r"strategies: an empty list leaves the baseline with nothing to compare"):
+        study_spec_from_dict({"strategies": empty})
+
+
+def test_an_empty_strategy_list_stops_compare_before_training(tmp_path):
+    study = tmp_path / "study.yaml"
+    study.write_text(TINY_FILE.replace("strategies:\n  l2: {builtin: l2}\n", "strategies: []\n"))
+
+    result = runner.invoke(app, ["compare", str(study), "--out", str(tmp_path / "out")])
+
+    assert result.exit_code == 2
+    assert "strategies: an empty list" in result.output
+    assert not (tmp_path / "out" / "reglab.db").exists()
+
+
 def test_builtin_override_merges_nested_settings():
     spec = study_spec_from_dict(
         {"strategies": {"light": {"builtin": "combined", "l2": 1e-4, "dropout": {"p": 0.1}, "augment": False}}}

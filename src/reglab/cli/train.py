@@ -47,6 +47,7 @@ def train(
     from reglab.analysis._common import run_config
     from reglab.data import load_dataset, make_split
     from reglab.errors import ReglabError
+    from reglab.nn.model_spec import parse_model_spec
     from reglab.study.runner import user_module_failure
     from reglab.study.store import RunStore
     from reglab.study.strategies import resolve_strategies
@@ -80,15 +81,17 @@ def train(
                 highlight=False,
             )
 
-    try:
-        result = fit(config, split, device=device, on_epoch_end=show_epoch)
-    except (Exception, SystemExit) as error:
-        # A user module's own failure gets one message, as in `reglab compare`. Without this, a
-        # module that calls sys.exit would end the command with no message at all.
-        if isinstance(error, ReglabError) or not config.model.lower().startswith("module:"):
-            raise
-        abort(user_module_failure(config, error))
+    # The store is opened before training, so that a store that cannot be written fails
+    # before the run instead of after it.
     with RunStore(out / "reglab.db") as store:
+        try:
+            result = fit(config, split, device=device, on_epoch_end=show_epoch)
+        except (Exception, SystemExit) as error:
+            # A user module's own failure gets one message, as in `reglab compare`. Without this,
+            # a module that calls sys.exit would end the command with no message at all.
+            if isinstance(error, ReglabError) or parse_model_spec(config.model).kind != "module":
+                raise
+            abort(user_module_failure(config, error))
         store.save_study("train", {"command": "train"})
         run_id = store.save_run("train", result)
 

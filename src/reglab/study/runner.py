@@ -20,6 +20,7 @@ import torch
 
 from reglab.data import Dataset, load_dataset, make_split
 from reglab.errors import ConfigError, ReglabError
+from reglab.nn.model_spec import parse_model_spec
 from reglab.nn.user_module import describe_failure
 from reglab.study.checkpoints import commit_checkpoint, pending_checkpoint_path, save_checkpoint
 from reglab.study.spec import StudySpec
@@ -337,7 +338,7 @@ def train_unit(
             return [RunFailure(str(error))]
         except (Exception, SystemExit) as error:
             # A user module's code may raise any exception or call sys.exit, while reglab raises ReglabErrors.
-            if not first.model.lower().startswith("module:"):
+            if parse_model_spec(first.model).kind != "module":
                 raise
             logger.warning("run %s failed in the user module %s: %r", run_label(first, unit.role), first.model, error)
             return [RunFailure(user_module_failure(first, error))]

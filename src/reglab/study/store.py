@@ -118,12 +118,24 @@ class RunStore:
         path: the database file; its folder is created if needed.
 
     Raises:
-        DataError: the file is not an SQLite database or is damaged, on opening or on any
-            later query. The file is never changed in that case.
+        DataError: the path is a folder or lies under a file. Or the file is not an SQLite
+            database or is damaged, on opening or on any later query; the file is then never
+            changed.
     """
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
+        if self.path.is_dir():
+            raise DataError(
+                f"the run store '{self.path}' is a folder, but reglab keeps its runs in an SQLite file "
+                "of that name; rename or remove the folder, or write to another output folder."
+            )
+        blocking = next((folder for folder in self.path.parents if folder.exists() and not folder.is_dir()), None)
+        if blocking is not None:
+            raise DataError(
+                f"the run store '{self.path}' cannot be created because '{blocking}' is a file, not a "
+                "folder; rename or remove that file, or write to another output folder."
+            )
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._connection = sqlite3.connect(self.path, timeout=30.0)
         self._connection.row_factory = sqlite3.Row

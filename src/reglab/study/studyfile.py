@@ -319,6 +319,12 @@ def _resolve_strategies(study_file: StudyFile, overrides: StudyOverrides) -> dic
         strategies = resolve_strategies(overrides.strategies, defaults)
     elif study_file.strategies is None:
         strategies = resolve_strategies(list(DEFAULT_STRATEGY_NAMES), defaults)
+    elif not study_file.strategies:
+        raise ConfigError(
+            f"strategies: an empty list leaves the baseline with nothing to compare, got {study_file.strategies!r}; "
+            "name at least one strategy (for example [dropout, l2]), or remove the key to compare the default "
+            "strategies. `reglab train` trains a single run."
+        )
     elif isinstance(study_file.strategies, list):
         strategies = resolve_strategies(study_file.strategies, defaults)
     else:

@@ -5,8 +5,26 @@ The components import nothing from the training pipeline, so each can be used al
 :mod:`reglab.augment` and :mod:`reglab.inference`.
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 __version__ = "0.4.1"
 
-from reglab.early_stopping import EarlyStopping, StopReason  # noqa: E402
+if TYPE_CHECKING:
+    from reglab.early_stopping import EarlyStopping, StopReason
+
+# The exports load on first use, so that `import reglab` does not import torch. The
+# `reglab` console script relies on it to handle a Ctrl-C during its start-up.
+_LAZY_EXPORTS = {"EarlyStopping": "reglab.early_stopping", "StopReason": "reglab.early_stopping"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY_EXPORTS:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY_EXPORTS[name]), name)
+    raise AttributeError(f"module 'reglab' has no attribute {name!r}")
+
 
 __all__ = ["EarlyStopping", "StopReason", "__version__"]

@@ -1,5 +1,5 @@
 """Run the command line as ``python -m reglab``."""
 
-from reglab.cli import main
+from reglab._launch import main
 
 main()

@@ -54,6 +54,7 @@ def test_deterministic_prediction_scored(result):
         ({"p": 1.0}, "p must be in (0, 1) so that the passes differ, got 1.0"),
         ({"samples": ()}, "samples must contain at least one number of passes"),
         ({"samples": (0, 5)}, "samples must be an int >= 1, got 0"),
+        ({"samples": (5, 1001)}, "samples must be at most 1000 passes, got 1001"),
         ({"model": "softmax"}, "model must have a hidden layer for dropout to act on"),
         ({"seeds": [0, 0]}, "seeds must be distinct, got [0, 0]"),
     ],

@@ -133,6 +133,19 @@ def test_compare_unwritable_output_folder(tmp_path):
     assert "--out" in result.output
 
 
+@pytest.mark.parametrize("below", [False, True])
+def test_compare_names_a_file_given_as_output_folder(tmp_path, below):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    out = blocker / "runs" if below else blocker
+
+    result = invoke("compare", *TINY, "--out", str(out))
+
+    assert result.exit_code == 2
+    assert f"'{blocker}' is a file, not a folder" in " ".join(result.output.split())
+    assert blocker.read_text() == "not a folder"
+
+
 def test_missing_idx_files_list_where_reglab_looked(tmp_path, monkeypatch):
     monkeypatch.setenv("REGLAB_DATA", str(tmp_path / "env"))
     (tmp_path / "none").mkdir()

@@ -233,6 +233,27 @@ def test_second_compete_reuses_stored_runs(tmp_path, monkeypatch):
     assert sum(len(run["test_accesses"] or []) for run in runs) == 1
 
 
+def test_rerun_keeps_final_run_sized_differently(tmp_path, monkeypatch):
+    def no_training(*args, **kwargs):
+        raise AssertionError("compete trained a second final run")
+
+    with RunStore(tmp_path / "reglab.db") as store:
+        monkeypatch.setattr("reglab.study.compete.final_epochs", lambda *args, **kwargs: 2)
+        first = compete("digits", 600, store, recipes=_recipes())
+
+        # The reused probes leave more time, so the sizing would now give more epochs.
+        monkeypatch.setattr("reglab.study.compete.final_epochs", lambda *args, **kwargs: 4)
+        monkeypatch.setattr("reglab.study.compete.fit", no_training)
+        second = compete("digits", 600, store, recipes=_recipes())
+        finals = store.runs(first.study, role="run")
+
+    assert first.epochs == 2
+    assert second.epochs == 2
+    assert second.run_id == first.run_id
+    assert second.test_acc == first.test_acc
+    assert len(finals) == 1
+
+
 def test_compete_with_new_name_trains_afresh(tmp_path):
     with RunStore(tmp_path / "reglab.db") as store:
         first = compete("digits", 600, store, recipes=_recipes())

@@ -34,6 +34,10 @@ from reglab.nn.checks import is_stochastic_layer, preserved_training_modes
 #: Probabilities are clamped to at least this before taking the log in the NLL.
 MIN_PROBABILITY = 1e-12
 
+# The largest number of passes T accepted. Each pass is a forward pass over the whole test
+# set, and the curve flattens long before: about 50 passes match weight scaling.
+MAX_MC_SAMPLES = 1000
+
 
 @dataclass(frozen=True)
 class MCCurveResult:
@@ -200,6 +204,11 @@ def mc_dropout_curve(
     samples = sorted({check_int(owner, "samples", value, minimum=1) for value in samples})
     if not samples:
         raise ConfigError(f"{owner}: samples must contain at least one number of passes, got [].")
+    if samples[-1] > MAX_MC_SAMPLES:
+        raise ConfigError(
+            f"{owner}: samples must be at most {MAX_MC_SAMPLES} passes, got {samples[-1]}; "
+            "each pass runs over the whole test set. Pass for example 1,10,50,100."
+        )
     lr = check_positive(owner, "lr", lr)
     if threads is not None:
         threads = check_int(owner, "threads", threads, minimum=1)

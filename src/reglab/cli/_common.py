@@ -195,14 +195,18 @@ def batch_size_option(default: int = 128) -> Any:
     return typer.Option(default, "--batch-size", min=1, help="Minibatch size.")
 
 
-def open_existing_store(out: Path) -> Any:
-    """Open ``out/reglab.db`` for reading, or raise ConfigError when there is none."""
+def open_existing_store(out: Path, *, read_only: bool = True) -> Any:
+    """Open ``out/reglab.db``, or raise ConfigError when there is none.
+
+    Commands that only list or export runs pass ``read_only``, so a read-only file or folder
+    is read as it is. Without it, opening fails unless the store can be written.
+    """
     from reglab.study.store import RunStore
 
     database = out / "reglab.db"
-    if not database.is_file():
+    if not database.exists() and not database.is_symlink():
         raise ConfigError(f"run database '{database}' not found; pass the folder that contains reglab.db with --out.")
-    return RunStore(database)
+    return RunStore(database, read_only=read_only)
 
 
 def percent(value: float | None, digits: int = 2) -> str:

@@ -46,7 +46,7 @@ McCurveOption = typer.Option(
 McSamplesOption = typer.Option(
     ",".join(str(value) for value in MC_SAMPLES),
     "--mc-samples",
-    help="Numbers of passes T for the Monte-Carlo dropout section, comma-separated ints >= 1.",
+    help="Numbers of passes T for the Monte-Carlo dropout section, comma-separated ints from 1 to 1000.",
 )
 _DEFAULTS = StrategyDefaults()
 

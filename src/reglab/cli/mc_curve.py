@@ -26,7 +26,7 @@ def mc_curve(
     model: str = typer.Option("mlp:512,512", "--model", "-m", help="Model spec 'mlp:W1,W2,...' with at least one hidden layer."),
     dropout: float = typer.Option(0.5, "--dropout", help="Drop probability p after each hidden layer, in (0, 1)."),
     input_dropout: float = typer.Option(0.0, "--input-dropout", help="Drop probability on the input, in [0, 1)."),
-    samples: str = typer.Option("1,2,5,10,20,50,100", "--samples", help="Numbers of passes T to score, comma-separated."),
+    samples: str = typer.Option("1,2,5,10,20,50,100", "--samples", help="Numbers of passes T to score, comma-separated, from 1 to 1000."),
     seeds: int = typer.Option(3, "--seeds", min=1, help="Number of seeds (0, 1, ...); one trained network each."),
     epochs: int = typer.Option(10, "--epochs", min=1, help="Training epochs per seed."),
     lr: float = LrOption,

@@ -32,7 +32,7 @@ def reproduce(
     """
     from reglab.study.reproduce import reproduce_run
 
-    with open_existing_store(out) as store:
+    with open_existing_store(out, read_only=False) as store:
         verification = reproduce_run(
             store, run_id, data_dir=str(data_dir) if data_dir else None, download=download, device=device
         )

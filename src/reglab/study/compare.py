@@ -216,12 +216,12 @@ def report_study(
     """
     out = Path(out)
     database = out / "reglab.db"
-    if not database.is_file():
+    if not database.exists() and not database.is_symlink():
         raise ConfigError(f"run database '{database}' not found; pass the folder that contains reglab.db with --out.")
 
     if mc_curve:
         mc_samples = check_mc_samples(mc_samples, owner="report")
-    with RunStore(database) as store:
+    with RunStore(database, read_only=True) as store:
         result = load_study_result(store, name)
     # Checked before the Monte-Carlo dropout section spends minutes on a report it cannot write.
     prepare_writable_folder(out / result.spec.name, "--out")

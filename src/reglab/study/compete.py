@@ -292,8 +292,8 @@ def compete(
         recipes: the candidates; :func:`recipes_for` by default.
         name: the study name of the probes and the final run, ``compete-DATASET`` by
             default. A later call with the same name and seed reuses the stored probes,
-            with the epoch times they measured, and a stored final run with the same
-            settings; a new name measures and trains afresh.
+            with the epoch times they measured, and the stored final run of the chosen
+            recipe whatever its epochs; a new name measures and trains afresh.
         on_message: called with a line of text at each step.
         on_epoch_end: called after each epoch of the final run.
 
@@ -329,33 +329,35 @@ def compete(
     recipe = next(candidate for candidate in candidates if candidate.name == best.recipe)
     say(f"chose {recipe.name} (validation accuracy {best.val_acc:.4f} after {best.epochs} probe epoch(s))")
 
-    # Sizing from the measured epoch time and fixed cost of a run, with a margin for a slower machine.
-    epochs = final_epochs(budget_seconds, elapsed(), best, load_seconds, verify=verify)
-    epochs = min(recipe.max_epochs, epochs)
-    if epochs < 1:
-        runs = 2 if verify else 1
-        epoch_estimate = best.seconds_per_epoch * SLOWDOWN_MARGIN
-        needed = elapsed() + runs * (epoch_estimate + best.overhead_seconds * SLOWDOWN_MARGIN) / (1 - RESERVE_SHARE)
-        raise ConfigError(
-            f"compete: budget {budget_seconds:.0f} s leaves no time for the final run after selection "
-            f"(one epoch of {recipe.name} takes about {best.seconds_per_epoch:.2g} s); give at least "
-            f"--budget {math.ceil(needed * 1.5)}s."
-        )
-
-    # The final run, evaluated once on the sealed test set.
-    config = recipe.config(dataset, seed, epochs)
-    say(f"training {recipe.name} for {epochs} epoch(s): {config.regularization.describe()}")
-    final_started = time.perf_counter()
-    stored = store.finished_run(study, config.key(), role="run")
+    # One final run per competition: a rerun with the same name and seed reuses it, even where
+    # the reused probes would now size it longer, so that the test set is opened once.
+    stored = next(
+        (
+            run
+            for run in store.runs(study, role="run")
+            if run["seed"] == seed and run["strategy"] == recipe.name and run["status"] == "finished"
+        ),
+        None,
+    )
     if stored is not None:
-        # A finished run with these settings is kept, not trained and evaluated again.
-        say(f"run {stored['id']} with these settings was stored by an earlier run of compete; reusing it")
+        epochs = stored["config"]["epochs"]
+        config = recipe.config(dataset, seed, epochs)
+        say(
+            f"run {stored['id']} ({recipe.name}, {epochs} epochs) was stored by an earlier run of compete "
+            "with this name and seed; reusing it. Give another --name to compete again."
+        )
         run_id = stored["id"]
         metrics = {**stored["final_metrics"], **stored["test_metrics"]}
         best_epoch = stored["best_epoch"]
         final_seconds = stored["timings"]["total_seconds"]
         seconds_per_epoch = _mean_epoch_seconds(stored["history"])
     else:
+        epochs = _size_final_run(budget_seconds, elapsed(), best, recipe, load_seconds, verify)
+
+        # The final run, evaluated once on the sealed test set.
+        config = recipe.config(dataset, seed, epochs)
+        say(f"training {recipe.name} for {epochs} epoch(s): {config.regularization.describe()}")
+        final_started = time.perf_counter()
         split = make_split(data, seed=seed, val_fraction=config.val_fraction, test_fraction=config.test_fraction)
         result = fit(config, split, device=device, on_epoch_end=on_epoch_end)
         run_id = store.save_run(study, result)
@@ -408,6 +410,23 @@ def compete(
         seconds_per_epoch=seconds_per_epoch,
         probe_seconds_per_epoch=best.seconds_per_epoch,
     )
+
+
+def _size_final_run(
+    budget_seconds: float, elapsed_seconds: float, probe: Probe, recipe: Recipe, load_seconds: float, verify: bool
+) -> int:
+    """Return the final run's epochs from the probe's times, or raise ConfigError when none fits."""
+    epochs = min(recipe.max_epochs, final_epochs(budget_seconds, elapsed_seconds, probe, load_seconds, verify=verify))
+    if epochs < 1:
+        runs = 2 if verify else 1
+        epoch_estimate = probe.seconds_per_epoch * SLOWDOWN_MARGIN
+        needed = elapsed_seconds + runs * (epoch_estimate + probe.overhead_seconds * SLOWDOWN_MARGIN) / (1 - RESERVE_SHARE)
+        raise ConfigError(
+            f"compete: budget {budget_seconds:.0f} s leaves no time for the final run after selection "
+            f"(one epoch of {recipe.name} takes about {probe.seconds_per_epoch:.2g} s); give at least "
+            f"--budget {math.ceil(needed * 1.5)}s."
+        )
+    return epochs
 
 
 def final_epochs(

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from reglab.analysis.mc_curve import curve_rows, score_probabilities, seeded_mc_probabilities
+from reglab.analysis.mc_curve import MAX_MC_SAMPLES, curve_rows, score_probabilities, seeded_mc_probabilities
 from reglab.data import Dataset, load_dataset, make_split
 from reglab.errors import ConfigError
 from reglab.inference import MEANS, NoisyEstimateWarning
@@ -90,7 +90,8 @@ def check_mc_samples(samples: Sequence[Any], owner: str = "compare") -> list[int
     """Return the numbers of passes T sorted and without repeats.
 
     Raises:
-        ConfigError: ``samples`` is empty or contains a value that is not an int >= 1.
+        ConfigError: ``samples`` is empty or contains a value that is not an int from 1 to
+            ``MAX_MC_SAMPLES``.
     """
     values = list(samples)
     if not values:
@@ -100,6 +101,11 @@ def check_mc_samples(samples: Sequence[Any], owner: str = "compare") -> list[int
             raise ConfigError(
                 f"{owner}: every --mc-samples value must be an int >= 1 (the number of dropout masks averaged), "
                 f"got {value!r}; pass for example --mc-samples 1,2,5,10,20."
+            )
+        if value > MAX_MC_SAMPLES:
+            raise ConfigError(
+                f"{owner}: every --mc-samples value must be at most {MAX_MC_SAMPLES} (each pass runs over the "
+                f"whole test set), got {value}; pass for example --mc-samples 1,2,5,10,20."
             )
     return sorted(set(values))
 

@@ -16,6 +16,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from reglab._paths import file_in_the_way
 from reglab.errors import DataError
 from reglab.training.fit import RunResult
 
@@ -111,46 +112,111 @@ def damaged_database_error(path: Path, error: sqlite3.DatabaseError) -> DataErro
     )
 
 
+def _is_read_only(error: sqlite3.DatabaseError) -> bool:
+    """Return whether SQLite failed because it cannot write the file or create files beside it."""
+    message = str(error)
+    return isinstance(error, sqlite3.OperationalError) and (
+        "readonly database" in message or "unable to open database file" in message
+    )
+
+
+def read_only_database_error(path: Path) -> DataError:
+    """Return the DataError for a run database that reglab must write but cannot."""
+    return DataError(
+        f"the run database '{path}' cannot be written: the file or its folder is read-only. "
+        "Make both writable, or write to another output folder; reglab changed nothing."
+    )
+
+
+def _check_writable(connection: sqlite3.Connection) -> None:
+    """Raise SQLite's error when the database cannot be written, changing nothing.
+
+    Opening a read-only file succeeds, and so do ``BEGIN IMMEDIATE`` and ``CREATE TABLE IF
+    NOT EXISTS`` for tables that exist, so the check rewrites the header's ``user_version``
+    with its own value and rolls the transaction back.
+    """
+    version = int(connection.execute("PRAGMA user_version").fetchone()[0])
+    connection.execute("BEGIN IMMEDIATE")
+    try:
+        connection.execute(f"PRAGMA user_version = {version}")
+    finally:
+        connection.execute("ROLLBACK")
+
+
 class RunStore:
     """Studies and runs in one SQLite file.
 
     Args:
         path: the database file; its folder is created if needed.
+        read_only: the caller only reads. The file and its folder may then be read-only: a
+            folder where SQLite cannot create its shared-memory file is read as immutable,
+            since no other process can write there either. Otherwise opening checks that the
+            file can be written, so that a command fails before it trains, not after.
 
     Raises:
-        DataError: the path is a folder or lies under a file. Or the file is not an SQLite
-            database or is damaged, on opening or on any later query; the file is then never
-            changed.
+        DataError: the path is a folder, a broken link or lies under a file; the file cannot
+            be written (unless ``read_only``); or the file is not an SQLite database or is
+            damaged, on opening or on any later query. The file is never changed in these cases.
     """
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, read_only: bool = False) -> None:
         self.path = Path(path)
+        self._check_path()
+        if not read_only:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._connection = self._connect(read_only)
+        except sqlite3.DatabaseError as error:
+            if _is_damage(error):
+                raise damaged_database_error(self.path, error) from error
+            if _is_read_only(error):
+                raise read_only_database_error(self.path) from error
+            raise
+        self._connection.row_factory = sqlite3.Row
+
+    def _check_path(self) -> None:
         if self.path.is_dir():
             raise DataError(
                 f"the run store '{self.path}' is a folder, but reglab keeps its runs in an SQLite file "
                 "of that name; rename or remove the folder, or write to another output folder."
             )
-        blocking = next((folder for folder in self.path.parents if folder.exists() and not folder.is_dir()), None)
+        if self.path.is_symlink() and not self.path.exists():
+            raise DataError(
+                f"the run store '{self.path}' is a link to '{self.path.readlink()}', which does not exist; "
+                "restore the target, remove the link, or write to another output folder."
+            )
+        blocking = file_in_the_way(self.path.parent)
         if blocking is not None:
             raise DataError(
                 f"the run store '{self.path}' cannot be created because '{blocking}' is a file, not a "
                 "folder; rename or remove that file, or write to another output folder."
             )
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._connection = sqlite3.connect(self.path, timeout=30.0)
-        self._connection.row_factory = sqlite3.Row
+
+    def _connect(self, read_only: bool) -> sqlite3.Connection:
+        """Open the file, create the tables it lacks and, unless ``read_only``, check that it can be written."""
+        connection = sqlite3.connect(self.path, timeout=30.0)
         try:
             # Reading the schema first fails on a damaged file before any pragma or
             # CREATE statement could write to it.
-            self._connection.execute("SELECT name FROM sqlite_master").fetchall()
-            self._connection.execute("PRAGMA journal_mode=WAL")
-            self._connection.execute("PRAGMA foreign_keys=ON")
-            self._connection.executescript(_SCHEMA)
+            connection.execute("SELECT name FROM sqlite_master").fetchall()
+            connection.execute("PRAGMA journal_mode=WAL")
+            connection.execute("PRAGMA foreign_keys=ON")
+            connection.executescript(_SCHEMA)
+            if not read_only:
+                _check_writable(connection)
+            return connection
         except sqlite3.DatabaseError as error:
-            self._connection.close()
-            if _is_damage(error):
-                raise damaged_database_error(self.path, error) from error
+            connection.close()
+            if not (read_only and _is_read_only(error)):
+                raise
+
+        immutable = sqlite3.connect(f"{self.path.resolve().as_uri()}?immutable=1", uri=True)
+        try:
+            immutable.execute("SELECT name FROM sqlite_master").fetchall()
+        except sqlite3.DatabaseError:
+            immutable.close()
             raise
+        return immutable
 
     def _execute(self, sql: str, params: Any = ()) -> list[sqlite3.Row]:
         """Run one read query and return all its rows, raising DataError on a damaged file."""

@@ -321,7 +321,7 @@ def _resolve_strategies(study_file: StudyFile, overrides: StudyOverrides) -> dic
         strategies = resolve_strategies(list(DEFAULT_STRATEGY_NAMES), defaults)
     elif not study_file.strategies:
         raise ConfigError(
-            f"strategies: an empty list leaves the baseline with nothing to compare, got {study_file.strategies!r}; "
+            f"strategies: nothing is listed to compare with the baseline, got {study_file.strategies!r}; "
             "name at least one strategy (for example [dropout, l2]), or remove the key to compare the default "
             "strategies. `reglab train` trains a single run."
         )

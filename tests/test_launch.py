@@ -49,3 +49,37 @@ def test_package_exports_load_on_first_use():
     assert reglab.StopReason is StopReason
     with pytest.raises(AttributeError, match="module 'reglab' has no attribute 'Missing'"):
         reglab.Missing
+
+
+def test_launch_exits_130_on_ctrl_c_before_command(monkeypatch, capsys):
+    import reglab.cli
+
+    def interrupted() -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(reglab.cli, "main", interrupted)
+
+    with pytest.raises(SystemExit) as exit_info:
+        _launch.main()
+
+    assert exit_info.value.code == 130
+    assert capsys.readouterr().err == "\nInterrupted.\n"
+
+
+def test_command_ctrl_c_exits_130():
+    import typer
+    from typer.testing import CliRunner
+
+    from reglab.cli._common import handle_errors
+
+    app = typer.Typer()
+
+    @app.command()
+    @handle_errors
+    def train() -> None:
+        raise KeyboardInterrupt
+
+    result = CliRunner().invoke(app, [])
+
+    assert result.exit_code == 130
+    assert result.output.strip() == "Interrupted."

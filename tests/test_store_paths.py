@@ -76,7 +76,10 @@ def test_run_store_probes_writing_without_changing_the_file(stored_copy, monkeyp
     real_connect = sqlite3.connect
 
     def connect_read_only(path, *args, **kwargs):
-        # What SQLite does with a file that it may read but not write.
+        # What SQLite does with a file that it may read but not write. The store's own URIs
+        # (an immutable reader) pass unchanged.
+        if kwargs.get("uri"):
+            return real_connect(path, *args, **kwargs)
         return real_connect(f"{Path(path).resolve().as_uri()}?mode=ro", *args, uri=True, **kwargs)
 
     monkeypatch.setattr(sqlite3, "connect", connect_read_only)
@@ -150,4 +153,22 @@ app()
     assert "cannot be written" in result.stdout + result.stderr
     assert "epoch" not in result.stdout
     assert "Traceback" not in result.stderr
+    assert sorted(path.name for path in stored_copy.iterdir()) == ["reglab.db"]
+    database.chmod(0o644)
+
+
+def test_reading_a_read_only_file_leaves_no_sidecars(stored_copy):
+    database = stored_copy / "reglab.db"
+    database.chmod(0o444)
+    code = f"""
+from reglab.study.store import RunStore
+with RunStore({str(database)!r}, read_only=True) as store:
+    print("studies", store.studies())
+"""
+
+    result = without_write_permission(code)
+
+    assert result.returncode == 0, result.stderr
+    assert "studies ['stored']" in result.stdout
+    assert sorted(path.name for path in stored_copy.iterdir()) == ["reglab.db"]
     database.chmod(0o644)

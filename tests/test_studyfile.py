@@ -93,6 +93,16 @@ def test_an_empty_strategy_list_is_refused(empty):
         study_spec_from_dict({"strategies": empty})
 
 
+def test_a_single_strategy_name_gets_one_error():
+    with pytest.raises(ConfigError) as error:
+        study_spec_from_dict({"strategies": "l2"})
+
+    assert str(error.value) == (
+        "strategies: expected a list of built-in strategy names such as [l2, dropout], "
+        "or a mapping of named strategies, got 'l2'"
+    )
+
+
 def test_an_empty_strategy_list_stops_compare_before_training(tmp_path):
     study = tmp_path / "study.yaml"
     study.write_text(TINY_FILE.replace("strategies:\n  l2: {builtin: l2}\n", "strategies: []\n"))

@@ -37,4 +37,10 @@ def main() -> None:
     if interrupted:
         sys.stderr.write("Interrupted while starting; nothing was run.\n")
         raise SystemExit(INTERRUPTED)
-    run()
+    try:
+        run()
+    except KeyboardInterrupt:
+        # A Ctrl-C after the imports and before a command's own handler, while the
+        # command line is assembled.
+        sys.stderr.write("\nInterrupted.\n")
+        raise SystemExit(INTERRUPTED) from None

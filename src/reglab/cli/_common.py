@@ -16,6 +16,7 @@ from rich.markup import escape
 from rich.text import Text
 from typer.models import ParameterInfo
 
+from reglab._launch import INTERRUPTED
 from reglab._paths import prepare_writable_folder
 from reglab.errors import ConfigError, ReglabError
 
@@ -40,7 +41,11 @@ Command = TypeVar("Command", bound=Callable[..., Any])
 
 
 def handle_errors(command: Command) -> Command:
-    """Wrap a subcommand so that errors a user can fix print one message and exit with status 2."""
+    """Wrap a subcommand so that errors a user can fix print one message and exit with status 2.
+
+    A Ctrl-C prints one line and exits with status 130, the status of a process ended by
+    SIGINT. Commands that keep finished work print where it is, in their own handler.
+    """
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -48,6 +53,9 @@ def handle_errors(command: Command) -> Command:
             return command(*args, **kwargs)
         except ReglabError as error:
             abort(str(error))
+        except KeyboardInterrupt:
+            error_console.print("\nInterrupted.", highlight=False)
+            raise typer.Exit(INTERRUPTED) from None
 
     return wrapper  # type: ignore[return-value]
 

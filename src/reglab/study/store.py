@@ -148,10 +148,10 @@ class RunStore:
 
     Args:
         path: the database file; its folder is created if needed.
-        read_only: the caller only reads. The file and its folder may then be read-only: a
-            folder where SQLite cannot create its shared-memory file is read as immutable,
-            since no other process can write there either. Otherwise opening checks that the
-            file can be written, so that a command fails before it trains, not after.
+        read_only: the caller only reads. The file and its folder may then be read-only, and
+            such a file is read as immutable, since no other process can write it either.
+            Otherwise opening checks that the file can be written, so that a command fails
+            before it trains, not after.
 
     Raises:
         DataError: the path is a folder, a broken link or lies under a file; the file cannot
@@ -193,7 +193,14 @@ class RunStore:
             )
 
     def _connect(self, read_only: bool) -> sqlite3.Connection:
-        """Open the file, create the tables it lacks and, unless ``read_only``, check that it can be written."""
+        """Open the file, create the tables it lacks and check that it can be written.
+
+        A store that cannot be written raises, unless ``read_only``: it is then opened as
+        immutable, which creates no file beside it.
+        """
+        # SQLite creates these beside a WAL database, with the file's permissions.
+        sidecars = [self.path.with_name(self.path.name + suffix) for suffix in ("-wal", "-shm")]
+        existing = [sidecar for sidecar in sidecars if sidecar.exists()]
         connection = sqlite3.connect(self.path, timeout=30.0)
         try:
             # Reading the schema first fails on a damaged file before any pragma or
@@ -202,11 +209,16 @@ class RunStore:
             connection.execute("PRAGMA journal_mode=WAL")
             connection.execute("PRAGMA foreign_keys=ON")
             connection.executescript(_SCHEMA)
-            if not read_only:
-                _check_writable(connection)
+            _check_writable(connection)
             return connection
         except sqlite3.DatabaseError as error:
             connection.close()
+            # A read-only file leaves the sidecars this open created, read-only too, and they
+            # would block the store once the file is writable again. No other process can
+            # use them: a writer fails here as well, and a reader reads the file as immutable.
+            for sidecar in sidecars:
+                if sidecar not in existing:
+                    sidecar.unlink(missing_ok=True)
             if not (read_only and _is_read_only(error)):
                 raise
 

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Literal, Union
 
 import yaml
-from pydantic import Field, StrictInt
+from pydantic import Field, StrictInt, field_validator
 
 from reglab.errors import ConfigError
 from reglab.study.analysis_sections import (
@@ -78,6 +78,14 @@ class StudyFile(_Settings):
     geometry: GeometrySection | None = None
     mc_curve: McCurveSection | None = None
     capacity: CapacitySection | None = None
+
+    @field_validator("strategies", mode="before")
+    @classmethod
+    def _check_strategies_shape(cls, value: Any) -> Any:
+        # Without this, a single name gets one error per accepted shape, in pydantic's terms.
+        if value is not None and not isinstance(value, (list, dict)):
+            raise ValueError("expected a list of built-in strategy names such as [l2, dropout], or a mapping of named strategies")
+        return value
 
 
 @dataclass

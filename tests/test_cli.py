@@ -46,6 +46,19 @@ def test_train_prints_history_and_test_metrics(tmp_path):
     assert "test %" in result.output
 
 
+def test_train_says_which_run_it_replaces(tmp_path):
+    args = ("train", "--dataset", "digits", "--model", "mlp:8", "--epochs", "1", "--out", str(tmp_path))
+    first = invoke(*args)
+    second = invoke(*args)
+    other_seed = invoke(*args, "--seed", "1")
+
+    assert first.exit_code == 0, first.output
+    assert "replaces" not in first.output
+    assert "Stored as run 2" in second.output
+    assert "it replaces run 1, which had the same settings and seed" in " ".join(second.output.split())
+    assert "replaces" not in other_seed.output
+
+
 def test_train_rejects_a_seed_beyond_the_store(tmp_path):
     result = invoke("train", "--dataset", "digits", "--model", "mlp:8", "--seed", str(2**63), "--out", str(tmp_path))
 

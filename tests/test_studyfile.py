@@ -103,6 +103,21 @@ def test_a_single_strategy_name_gets_one_error():
     )
 
 
+@pytest.mark.parametrize(
+    ("strategies", "message"),
+    [
+        (["l2", 5], "strategies: item 2 must be a strategy name such as l2, not 5, got ['l2', 5]"),
+        ({"l2": 5}, "strategies: the settings of 'l2' must be a mapping such as {l2: 1e-4}, or empty, not 5, got {'l2': 5}"),
+    ],
+)
+def test_a_wrong_strategy_entry_gets_one_error(strategies, message):
+    with pytest.raises(ConfigError) as error:
+        study_spec_from_dict({"strategies": strategies})
+
+    assert str(error.value).startswith(message)
+    assert "dict[str" not in str(error.value)
+
+
 def test_an_empty_strategy_list_stops_compare_before_training(tmp_path):
     study = tmp_path / "study.yaml"
     study.write_text(TINY_FILE.replace("strategies:\n  l2: {builtin: l2}\n", "strategies: []\n"))

@@ -93,6 +93,8 @@ def train(
                 raise
             abort(user_module_failure(config, error))
         store.save_study("train", {"command": "train"})
+        # The store keeps one run per settings and seed, so an earlier identical run is replaced.
+        earlier = store.finished_run("train", config.key())
         run_id = store.save_run("train", result)
 
     table = Table(title=f"{strategy} on {dataset}, {config.model}, seed {seed}")
@@ -108,4 +110,5 @@ def train(
         f"{result.timings['total_seconds']:.1f}",
     )
     console.print(table)
-    console.print(f"Stored as run {run_id} of study 'train' in {out / 'reglab.db'}.")
+    replaced = f"; it replaces run {earlier['id']}, which had the same settings and seed" if earlier else ""
+    console.print(f"Stored as run {run_id} of study 'train' in {out / 'reglab.db'}{replaced}.")

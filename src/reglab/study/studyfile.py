@@ -82,9 +82,19 @@ class StudyFile(_Settings):
     @field_validator("strategies", mode="before")
     @classmethod
     def _check_strategies_shape(cls, value: Any) -> Any:
-        # Without this, a single name gets one error per accepted shape, in pydantic's terms.
+        # Without these checks, a wrong shape gets one error per accepted shape, in pydantic's terms.
         if value is not None and not isinstance(value, (list, dict)):
             raise ValueError("expected a list of built-in strategy names such as [l2, dropout], or a mapping of named strategies")
+        if isinstance(value, list):
+            for position, item in enumerate(value, start=1):
+                if not isinstance(item, str):
+                    raise ValueError(f"item {position} must be a strategy name such as l2, not {item!r}")
+        if isinstance(value, dict):
+            for name, settings in value.items():
+                if settings is not None and not isinstance(settings, dict):
+                    raise ValueError(
+                        f"the settings of {name!r} must be a mapping such as {{l2: 1e-4}}, or empty, not {settings!r}"
+                    )
         return value
 
 

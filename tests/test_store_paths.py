@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from reglab.cli import app
-from reglab.errors import DataError
+from reglab.errors import ConfigError, DataError
 from reglab.study.store import RunStore
 
 runner = CliRunner()
@@ -59,6 +59,13 @@ def test_run_store_rejects_a_broken_link(tmp_path):
         RunStore(database)
 
     assert not (tmp_path / "moved").exists()
+
+
+def test_run_store_reader_needs_an_existing_file(tmp_path):
+    with pytest.raises(ConfigError, match=r"run database '.*reglab\.db' not found; pass the folder that contains"):
+        RunStore(tmp_path / "reglab.db", read_only=True)
+
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_runs_names_a_folder_store(tmp_path):

@@ -88,12 +88,12 @@ def test_strategy_list_rejects_a_repeated_name():
 
 
 @pytest.mark.parametrize("empty", [[], {}])
-def test_an_empty_strategy_list_is_refused(empty):
+def test_strategies_empty_is_rejected(empty):
     with pytest.raises(ConfigError, match=r"strategies: nothing is listed to compare with the baseline, got (\[\]|\{\})"):
         study_spec_from_dict({"strategies": empty})
 
 
-def test_a_single_strategy_name_gets_one_error():
+def test_strategies_single_name_gets_one_error():
     with pytest.raises(ConfigError) as error:
         study_spec_from_dict({"strategies": "l2"})
 
@@ -110,7 +110,7 @@ def test_a_single_strategy_name_gets_one_error():
         ({"l2": 5}, "strategies: the settings of 'l2' must be a mapping such as {l2: 1e-4}, or empty, not 5, got {'l2': 5}"),
     ],
 )
-def test_a_wrong_strategy_entry_gets_one_error(strategies, message):
+def test_strategies_wrong_entry_gets_one_error(strategies, message):
     with pytest.raises(ConfigError) as error:
         study_spec_from_dict({"strategies": strategies})
 
@@ -118,7 +118,7 @@ def test_a_wrong_strategy_entry_gets_one_error(strategies, message):
     assert "dict[str" not in str(error.value)
 
 
-def test_an_empty_strategy_list_stops_compare_before_training(tmp_path):
+def test_compare_rejects_empty_strategies_first(tmp_path):
     study = tmp_path / "study.yaml"
     study.write_text(TINY_FILE.replace("strategies:\n  l2: {builtin: l2}\n", "strategies: []\n"))
 

@@ -209,11 +209,12 @@ def open_existing_store(out: Path, *, read_only: bool = True) -> Any:
     Commands that only list or export runs pass ``read_only``, so a read-only file or folder
     is read as it is. Without it, opening fails unless the store can be written.
     """
-    from reglab.study.store import RunStore
+    from reglab.study.store import RunStore, missing_database_error
 
     database = out / "reglab.db"
-    if not database.exists() and not database.is_symlink():
-        raise ConfigError(f"run database '{database}' not found; pass the folder that contains reglab.db with --out.")
+    # A read-only store checks this itself; a writable one would create the file.
+    if not read_only and not database.exists() and not database.is_symlink():
+        raise missing_database_error(database)
     return RunStore(database, read_only=read_only)
 
 

@@ -11,6 +11,7 @@ import typer
 from rich import box
 from rich.table import Table
 
+from reglab._launch import INTERRUPTED
 from reglab.study.bias_variance import BIAS_VARIANCE_BOOTSTRAPS, check_bootstraps
 from reglab.study.mc_dropout import MC_SAMPLES, check_mc_samples
 from reglab.study.strategies import StrategyDefaults
@@ -242,7 +243,7 @@ def compare(
             f"\nInterrupted. Every finished run is stored in {out / 'reglab.db'}. "
             "Run the same command again to resume: finished runs are skipped."
         )
-        raise typer.Exit(130) from None
+        raise typer.Exit(INTERRUPTED) from None
 
     console.print(results_table(outcome.summaries, f"{spec.name}: {spec.dataset}, {spec.model}", outcome.result.runs))
     if outcome.result.failures:

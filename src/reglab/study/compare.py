@@ -215,13 +215,9 @@ def report_study(
             report folder ``out/<study>`` cannot be created or written.
     """
     out = Path(out)
-    database = out / "reglab.db"
-    if not database.exists() and not database.is_symlink():
-        raise ConfigError(f"run database '{database}' not found; pass the folder that contains reglab.db with --out.")
-
     if mc_curve:
         mc_samples = check_mc_samples(mc_samples, owner="report")
-    with RunStore(database, read_only=True) as store:
+    with RunStore(out / "reglab.db", read_only=True) as store:
         result = load_study_result(store, name)
     # Checked before the Monte-Carlo dropout section spends minutes on a report it cannot write.
     prepare_writable_folder(out / result.spec.name, "--out")

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from reglab._paths import file_in_the_way
-from reglab.errors import DataError
+from reglab.errors import ConfigError, DataError
 from reglab.training.fit import RunResult
 
 _SCHEMA = """
@@ -128,6 +128,11 @@ def read_only_database_error(path: Path) -> DataError:
     )
 
 
+def missing_database_error(path: Path) -> ConfigError:
+    """Return the ConfigError for a run database that a command must read but that does not exist."""
+    return ConfigError(f"run database '{path}' not found; pass the folder that contains reglab.db with --out.")
+
+
 def _check_writable(connection: sqlite3.Connection) -> None:
     """Raise SQLite's error when the database cannot be written, changing nothing.
 
@@ -154,6 +159,7 @@ class RunStore:
             before it trains, not after.
 
     Raises:
+        ConfigError: ``read_only`` and the file does not exist.
         DataError: the path is a folder, a broken link or lies under a file; the file cannot
             be written (unless ``read_only``); or the file is not an SQLite database or is
             damaged, on opening or on any later query. The file is never changed in these cases.
@@ -161,7 +167,7 @@ class RunStore:
 
     def __init__(self, path: str | Path, *, read_only: bool = False) -> None:
         self.path = Path(path)
-        self._check_path()
+        self._check_path(read_only)
         if not read_only:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
@@ -174,7 +180,7 @@ class RunStore:
             raise
         self._connection.row_factory = sqlite3.Row
 
-    def _check_path(self) -> None:
+    def _check_path(self, read_only: bool) -> None:
         if self.path.is_dir():
             raise DataError(
                 f"the run store '{self.path}' is a folder, but reglab keeps its runs in an SQLite file "
@@ -185,6 +191,9 @@ class RunStore:
                 f"the run store '{self.path}' is a link to '{self.path.readlink()}', which does not exist; "
                 "restore the target, remove the link, or write to another output folder."
             )
+        if read_only and not self.path.exists():
+            # A reader has nothing to read, and SQLite would create an empty file.
+            raise missing_database_error(self.path)
         blocking = file_in_the_way(self.path.parent)
         if blocking is not None:
             raise DataError(

@@ -425,3 +425,13 @@ def test_minibatches_bad_arguments():
         next(iterate_minibatches(x, y, 0, shuffle=True))
     with pytest.raises(ConfigError, match="same number of examples, got 7 and 6"):
         next(iterate_minibatches(x, y[:6], 2, shuffle=False))
+
+
+@pytest.mark.parametrize("kind", ["csv", "npz"])
+def test_user_data_path_that_is_a_folder(tmp_path, kind):
+    with pytest.raises(DataError) as caught:
+        load_dataset(f"{kind}:{tmp_path}")
+
+    message = str(caught.value)
+    assert f"{kind.upper()} path '{tmp_path}' is a folder" in message
+    assert f"give the {kind.upper()} file itself, for example '{kind}:{tmp_path / ('data.' + kind)}'" in message

@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from reglab._validation import check_positive
+from reglab.errors import ConfigError
 
 __all__ = ["MixedBatch", "mixup_batch"]
 
@@ -65,8 +66,17 @@ def mixup_batch(x: Tensor, y: Tensor, alpha: float, generator: torch.Generator |
 
     Returns:
         The :class:`MixedBatch`.
+
+    Raises:
+        ConfigError: ``alpha`` is not positive, ``x`` has no batch dimension, or ``y`` is
+            not one label per row of ``x``.
     """
     alpha = check_positive("mixup_batch", "alpha", alpha)
+    if x.dim() == 0 or y.shape != x.shape[:1]:
+        raise ConfigError(
+            f"mixup_batch: y must hold one label per row of x, got x of shape {tuple(x.shape)} and y of "
+            f"shape {tuple(y.shape)}; pass x of shape (N, ...) and y of shape (N,)."
+        )
     device = generator.device if generator is not None else torch.device("cpu")
     seed = int(torch.randint(0, 2**62, (1,), generator=generator, device=device).item())
     lam = float(np.random.default_rng(seed).beta(alpha, alpha))

@@ -197,6 +197,12 @@ def _integer_labels(owner: str, labels: np.ndarray) -> np.ndarray:
 
 def _existing_file(path: str, kind: str) -> Path:
     file = Path(path).expanduser()
+    if file.is_dir():
+        suffix = ".csv" if kind == "CSV" else ".npz"
+        raise DataError(
+            f"{kind} path {path!r} is a folder ({file.resolve()}); give the {kind} file itself, for example "
+            f"'{kind.lower()}:{Path(path) / ('data' + suffix)}'."
+        )
     if not file.is_file():
         raise DataError(
             f"{kind} file {path!r} not found (looked at {file.resolve()}). Check the path after "

@@ -1,7 +1,6 @@
 """Convolutional, LeNet and user models, per-layer dropout and DropConnect in runs and studies."""
 
 import pytest
-import torch
 from torch import nn
 from typer.testing import CliRunner
 

@@ -36,7 +36,7 @@ from torch import nn
 from reglab._validation import check_int, check_number, check_positive
 from reglab.analysis._output import DEFAULT_DPI, check_seeds, save_figure_and_csv
 from reglab.errors import ConfigError
-from reglab.penalties import L1, L2
+from reglab.penalties import L2
 
 #: A weight whose absolute value is below this counts as zero.
 ZERO_TOLERANCE = 1e-6

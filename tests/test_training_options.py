@@ -191,6 +191,12 @@ def test_mixup_is_reproducible_from_a_seed():
     assert (other.lam, other.y_b.tolist()) != (first.lam, first.y_b.tolist())
 
 
+@pytest.mark.parametrize(("x_shape", "y_shape"), [((8, 3), (4,)), ((8, 3), (8, 1)), ((), (1,))])
+def test_mixup_needs_one_label_per_row(x_shape, y_shape):
+    with pytest.raises(ConfigError, match=r"mixup_batch: y must hold one label per row of x, got x of shape"):
+        mixup_batch(torch.zeros(x_shape), torch.zeros(y_shape, dtype=torch.long), 0.2)
+
+
 def test_mixup_lambda_follows_beta():
     generator = torch.Generator().manual_seed(0)
     x = torch.zeros(4, 1)

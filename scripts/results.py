@@ -82,8 +82,8 @@ EXPERIMENTS = {
         # under the names of earlier versions.
         Experiment(
             "compete-fashion-mnist",
-            ("compete", "--dataset", "fashion-mnist", "--budget", "30m", "--name", "compete-fashion-mnist-0.4.1"),
-            "compete-fashion-mnist-0.4.1",
+            ("compete", "--dataset", "fashion-mnist", "--budget", "30m", "--name", "compete-fashion-mnist-0.5.0"),
+            "compete-fashion-mnist-0.5.0",
         ),
         Experiment(
             "mc-curve",
@@ -388,9 +388,11 @@ def page(out: Path) -> str:
         "and `reglab reproduce ID` read them there. Each section names the reglab version and",
         "commit it ran with: version 0.2.0 changed how dropout masks are drawn and fused the SGD",
         "step, 0.3.0 made the convolution networks channels-last, sized evaluation batches by",
-        "activation size and evaluates batched runs with one shared product, and 0.4.0 changed",
-        "the order of the batched engine's update and the candidates of `reglab compete`. A run",
-        "reproduces exactly only with the version that trained it.",
+        "activation size and evaluates batched runs with one shared product, 0.4.0 changed the",
+        "order of the batched engine's update and the candidates of `reglab compete`, and 0.5.0",
+        "lets `reglab compete` train in bfloat16 mixed precision where the hardware computes it",
+        "natively, with a candidate of two convolutions per block. A run reproduces exactly only",
+        "with the version that trained it.",
         "",
     ]
 

@@ -124,6 +124,8 @@ def test_train_names_a_failing_user_module(tmp_path, monkeypatch, statement, cau
         (["--strategies", "l2,,dropout"], "--strategies has an empty item at position 2, got 'l2,,dropout'"),
         (["--strategies", "l2,"], "--strategies has an empty item at position 2"),
         (["--strategies", "l2,dropout,l2"], "strategy 'l2' is listed twice"),
+        (["--mc-curve", "--mc-samples", "1,,2"], "--mc-samples has an empty item at position 2, got '1,,2'"),
+        (["--precision", "half"], "precision: Input should be 'fp32' or 'bf16', got 'half'"),
         (["--name", ""], "name: must start with a letter or digit"),
     ],
 )
@@ -263,7 +265,7 @@ def test_help_at_80_columns_shows_every_word():
         if command == "compare":
             text = "".join(line.strip("│ ") for line in result.output.splitlines())
             assert "'reglab[ray]'" in text
-            assert "'cnn[:C1,C2[,C3][:bn,fc=N]]'" in text
+            assert "'cnn[:C1,C2[,C3][:bn,fc=N,convs=N]]'" in text
             assert "--bias-variance-bootstraps" in text
 
 
@@ -279,3 +281,17 @@ def test_batched_seconds_are_marked_as_shares(tmp_path):
     assert "equal share of its batch's time" in " ".join(result.output.split())
     html = (tmp_path / "digits_mlp-8" / "report.html").read_text()
     assert "equal share of the batch's time" in " ".join(html.split())
+
+
+def test_compare_ctrl_c_says_how_to_resume_on_stderr(tmp_path, monkeypatch):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("reglab.study.compare_study", interrupted)
+
+    result = invoke("compare", "--dataset", "digits", "--strategies", "l2", "--out", str(tmp_path), "--quiet")
+
+    assert result.exit_code == 130
+    assert result.stdout == ""
+    assert "Interrupted. Every finished run is stored in" in " ".join(result.stderr.split())
+    assert "Run the same command again to resume" in " ".join(result.stderr.split())

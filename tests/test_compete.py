@@ -57,10 +57,15 @@ def test_image_recipes_build_and_validate(dataset):
         assert model(torch.zeros(2, 1, 28, 28)).shape == (2, 10)
 
 
-def test_clothing_recipes_erase_and_differ_in_depth():
+@pytest.mark.parametrize(
+    ("bf16_fast", "models"),
+    [(False, ["cnn:32,64,128:bn", "cnn:32,64:bn"]), (True, ["cnn:32,64,128:bn,convs=2", "cnn:32,64,128:bn"])],
+)
+def test_clothing_recipes_erase_and_differ_in_depth(monkeypatch, bf16_fast, models):
+    monkeypatch.setattr(compete_module, "bf16_is_fast", lambda device: bf16_fast)
     recipes = recipes_for("fashion-mnist", (1, 28, 28))
 
-    assert [recipe.model for recipe in recipes] == ["cnn:32,64,128:bn", "cnn:32,64:bn"]
+    assert [recipe.model for recipe in recipes] == models
     for recipe in recipes:
         settings = recipe.config("fashion-mnist", 0, 5).regularization
         assert settings.random_erasing == 0.5
@@ -163,15 +168,18 @@ def test_probes_measure_fixed_cost(tmp_path):
 
 def test_slow_final_run_skips_reproduction(tmp_path, monkeypatch):
     # The final run is made slow by sleeping after it, as on a machine that got loaded after
-    # the probes. Its wall time, not its training time alone, decides on the reproduction.
-    budget = 5.0
+    # the probes: it takes 60% of the time left when it starts, so a reproduction of the same
+    # length cannot fit. Its wall time, not its training time alone, decides on the reproduction.
+    budget = 10.0
     started = time.perf_counter()
     real_fit = compete_module.fit
 
     def slow_final_fit(config, split, **kwargs):
+        final_started = time.perf_counter()
         result = real_fit(config, split, **kwargs)
         if kwargs.get("evaluate_test", True):
-            time.sleep(max(0.0, started + 0.6 * budget - time.perf_counter()))
+            left = budget - (final_started - started)
+            time.sleep(max(0.0, final_started + 0.6 * left - time.perf_counter()))
         return result
 
     monkeypatch.setattr(compete_module, "fit", slow_final_fit)

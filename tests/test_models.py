@@ -56,6 +56,8 @@ def test_softmax_is_one_linear_layer():
         ("CNN:4,8", ModelSpec("cnn", channels=(4, 8), fc=128), "cnn:4,8"),
         ("cnn:4,8,16:bn", ModelSpec("cnn", channels=(4, 8, 16), batch_norm=True, fc=128), "cnn:4,8,16:bn"),
         ("cnn:4,8:fc=32,bn", ModelSpec("cnn", channels=(4, 8), batch_norm=True, fc=32), "cnn:4,8:bn,fc=32"),
+        ("cnn:4,8:convs=2,BN", ModelSpec("cnn", channels=(4, 8), batch_norm=True, fc=128, convs=2), "cnn:4,8:bn,convs=2"),
+        ("cnn:4,8:convs=1", ModelSpec("cnn", channels=(4, 8), fc=128), "cnn:4,8"),
         ("lenet", ModelSpec("lenet"), "lenet"),
         ("module:my_pkg.Nets:make", ModelSpec("module", target="my_pkg.Nets:make"), "module:my_pkg.Nets:make"),
     ],
@@ -74,6 +76,10 @@ def test_parse_new_specs(spec, parsed, canonical):
         ("cnn:4,8:dropout", "invalid option 'dropout'"),
         ("cnn:4,8:fc=0", "invalid option 'fc=0'"),
         ("cnn:4,8:bn,bn", "option 'bn' is given twice"),
+        ("cnn:4,8:convs=0", "invalid option 'convs=0'"),
+        ("cnn:4,8:convs=9", "'convs=N' (1 to 8)"),
+        ("cnn:4,8:convs", "invalid option 'convs'"),
+        ("cnn:4,8:convs=2,convs=3", "option 'convs' is given twice"),
         ("cnn:4,8:bn:fc=3", "expected 'cnn', 'cnn:C1,C2' or 'cnn:C1,C2,C3'"),
         ("module:pkg", "expected 'module:package.path:factory'"),
         ("module:pkg.:make", "expected 'module:package.path:factory'"),
@@ -109,6 +115,26 @@ def test_cnn_block_layout_with_batch_norm():
     assert kinds == block * 2 + ["Flatten", "Linear", "ReLU", "Linear"]
     assert [m.out_channels for m in model if isinstance(m, nn.Conv2d)] == [4, 8]
     assert [(m.in_features, m.out_features) for m in model if isinstance(m, nn.Linear)] == [(8 * 2 * 2, 16), (16, 10)]
+
+
+def test_cnn_blocks_with_two_convolutions_pool_once():
+    model = build_model("cnn:4,8:bn,convs=2,fc=16", (1, 8, 8), 10, hidden_p=[0.1, 0.2, 0.5])
+
+    kinds = [type(m).__name__ for m in model]
+    block = ["Conv2d", "BatchNorm2d", "ReLU"] * 2 + ["MaxPool2d", "Dropout"]
+    assert kinds == block * 2 + ["Flatten", "Linear", "ReLU", "Dropout", "Linear"]
+    convs = [m for m in model if isinstance(m, nn.Conv2d)]
+    assert [(m.in_channels, m.out_channels) for m in convs] == [(1, 4), (4, 4), (4, 8), (8, 8)]
+    assert [m.p for m in model if isinstance(m, Dropout)] == [0.1, 0.2, 0.5]
+    assert model(torch.zeros(2, 1, 8, 8)).shape == (2, 10)
+
+
+def test_dropconnect_of_a_block_masks_each_of_its_convolutions():
+    model = build_model("cnn:4,8:convs=2", (1, 8, 8), 10, dropconnect_p=[0.2, 0.0, 0.0])
+
+    convs = [m for m in model if isinstance(m, nn.Conv2d)]
+    assert [type(m) for m in convs] == [DropConnectConv2d, DropConnectConv2d, nn.Conv2d, nn.Conv2d]
+    assert [m.p for m in convs[:2]] == [0.2, 0.2]
 
 
 def test_cnn_without_batch_norm_has_none():
@@ -369,3 +395,19 @@ def test_train_cli_reports_model_errors(user_models, tmp_path, model, message):
     assert result.exit_code == 2, result.output
     assert isinstance(result.exception, SystemExit)
     assert message in " ".join(result.output.split())
+
+
+@pytest.mark.parametrize(
+    ("input_shape", "num_classes", "message"),
+    [
+        ((), 10, "build_model: input_shape must be the shape of one example, positive ints such as (1, 28, 28) or (2,), got ()."),
+        ((1, 0, 8), 10, "got (1, 0, 8)."),
+        ((2.5,), 10, "got (2.5,)."),
+        ((2,), 0, "build_model: num_classes must be an int >= 1, got 0."),
+        ((2,), -3, "build_model: num_classes must be an int >= 1, got -3."),
+        ((2,), 2.0, "build_model: num_classes must be an int >= 1, got 2.0."),
+    ],
+)
+def test_build_model_rejects_bad_shapes_and_class_counts(input_shape, num_classes, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        build_model("mlp:4", input_shape, num_classes)

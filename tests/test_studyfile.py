@@ -202,6 +202,35 @@ def test_yaml_syntax_error_gives_line(tmp_path):
     assert f"study file '{path}' is not valid YAML: line 4" in message
 
 
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("dataset: digits\nepochs: 2\nepochs: 5\n", "line 3, column 1: key 'epochs' is given twice, on lines 2 and 3; keep one."),
+        ("strategies:\n  l2: {l2: 1e-4, l2: 1e-3}\n", "line 2, column 18: key 'l2' is given twice on line 2; keep one."),
+    ],
+)
+def test_repeated_key_is_rejected(tmp_path, text, message):
+    path = write(tmp_path, text)
+
+    with pytest.raises(ConfigError) as caught:
+        load_study_file(path)
+
+    assert str(caught.value) == f"study file '{path}' is not valid YAML: {message}"
+
+
+def test_merge_key_may_be_overridden(tmp_path):
+    path = write(tmp_path, "dataset: digits\nstrategies:\n  a: &a {l2: 1e-4}\n  b: {<<: *a, l2: 1e-3}\n")
+
+    spec = load_study_file(path)
+
+    assert (spec.strategies["a"].l2, spec.strategies["b"].l2) == (1e-4, 1e-3)
+
+
+def test_empty_strategies_key_is_rejected(tmp_path):
+    with pytest.raises(ConfigError, match=r"strategies: the key is empty; list strategies such as \[l2, dropout\]"):
+        load_study_file(write(tmp_path, "dataset: digits\nstrategies:\n"))
+
+
 def test_missing_file_is_a_config_error(tmp_path):
     with pytest.raises(ConfigError, match=r"study file '.*nope.yaml' not found; write an example with 'reglab init"):
         load_study_file(tmp_path / "nope.yaml")

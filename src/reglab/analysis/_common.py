@@ -36,6 +36,7 @@ def run_config(
     epochs: int,
     lr: float,
     batch_size: int,
+    precision: str = "fp32",
 ) -> RunConfig:
     """Build and validate the :class:`RunConfig` of one run of an analysis or ``reglab train`` (SGD, momentum 0.9)."""
     return validate(
@@ -49,6 +50,7 @@ def run_config(
             "batch_size": batch_size,
             "epochs": epochs,
             "seed": seed,
+            "precision": precision,
         },
     )
 

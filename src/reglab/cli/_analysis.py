@@ -15,10 +15,8 @@ from reglab.cli._common import (
     console,
     error_console,
     given_on_command_line,
-    parse_csv_list,
     prepare_output_folder,
 )
-from reglab.errors import ConfigError
 
 ANALYSES_FOLDER = Path("reglab-runs") / "analyses"
 
@@ -140,19 +138,6 @@ ThreadsOption = typer.Option(1, "--threads", min=1, help="CPU threads for torch.
 def seeds_option(default: int) -> Any:
     """Return the ``--seeds`` option: the number of seeds, used as 0, 1, ..., n-1."""
     return typer.Option(default, "--seeds", min=1, help="Number of seeds (0, 1, ...); the figure shows their spread.")
-
-
-def parse_numbers(option: str, text: str) -> list[float]:
-    """Parse a comma-separated list of numbers, raising ConfigError that names the option."""
-    numbers = []
-    for item in parse_csv_list(text):
-        try:
-            numbers.append(float(item))
-        except ValueError:
-            raise ConfigError(f"{option}: expected comma-separated numbers, got {item!r} in {text!r}.") from None
-    if not numbers:
-        raise ConfigError(f"{option}: expected at least one number, got {text!r}.")
-    return numbers
 
 
 def progress_printer(quiet: bool) -> Optional[Callable[[str], None]]:

@@ -23,10 +23,12 @@ from reglab.cli._common import (
     DownloadOption,
     ModelOption,
     OutOption,
+    PrecisionOption,
     QuietOption,
     ScheduleOption,
     WarmupOption,
     console,
+    error_console,
     given_on_command_line,
     parse_name_list,
     parse_int_list,
@@ -94,6 +96,7 @@ def compare(
     batch_size: int = typer.Option(128, "--batch-size", min=1, help="Minibatch size."),
     schedule: str = ScheduleOption,
     warmup_epochs: int = WarmupOption,
+    precision: str = PrecisionOption,
     name: Optional[str] = typer.Option(None, "--name", help="Study name (a folder under --out). Default: DATASET_MODEL."),
     out: Path = OutOption,
     device: str = DeviceOption,
@@ -186,6 +189,7 @@ def compare(
             address=given("address", address),
             schedule=given("schedule", schedule),
             warmup_epochs=given("warmup_epochs", warmup_epochs),
+            precision=given("precision", precision),
         )
         study = read_study_file(study_file, overrides)
         spec, backend, address = study.spec, study.backend, study.address
@@ -204,6 +208,7 @@ def compare(
             defaults=StrategyDefaults(l2=l2, l1=l1, p=dropout, input_p=input_dropout, patience=patience),
             schedule=schedule,
             warmup_epochs=warmup_epochs,
+            precision=precision,
         )
         spec = options.to_spec()
     from reglab.study.runner import check_backend, count_runs
@@ -239,7 +244,7 @@ def compare(
                 on_run_stored=scalars,
             )
     except KeyboardInterrupt:
-        console.print(
+        error_console.print(
             f"\nInterrupted. Every finished run is stored in {out / 'reglab.db'}. "
             "Run the same command again to resume: finished runs are skipped."
         )

@@ -92,7 +92,7 @@ def compete(
 
     verdict = {True: "✓ identical", False: "✗ mismatch", None: "not run (no time left)"}[result.verified]
     console.print(
-        f"[bold]{result.recipe}[/bold] ({result.model}; {result.description}): "
+        f"[bold]{result.recipe}[/bold] ({result.model}, {result.precision}; {result.description}): "
         f"test accuracy {percent(result.test_acc)}% after {result.epochs} epochs "
         f"(weights of epoch {result.best_epoch}, validation {percent(result.val_acc)}%), "
         f"{format_seconds(result.seconds)} of a {format_seconds(result.budget_seconds)} budget. Reproduction: {verdict}.",

@@ -33,15 +33,13 @@ from reglab.errors import ConfigError
 def parse_sizes(text: str) -> list[int | float]:
     """Parse ``300,1000,0.5,1.0``: integers are counts, numbers with a point or exponent are fractions."""
     sizes: list[int | float] = []
-    for item in parse_csv_list(text):
+    for item in parse_csv_list("--sizes", text, "300,1000,0.5,1.0"):
         try:
             sizes.append(float(item) if any(mark in item for mark in ".eE") else int(item))
         except ValueError:
             raise ConfigError(
                 f"--sizes: expected comma-separated counts (300) or fractions (0.5), got {item!r} in {text!r}."
             ) from None
-    if not sizes:
-        raise ConfigError(f"--sizes: expected at least one size, got {text!r}.")
     return sizes
 
 

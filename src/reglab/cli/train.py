@@ -16,6 +16,7 @@ from reglab.cli._common import (
     LrOption,
     ModelOption,
     OutOption,
+    PrecisionOption,
     QuietOption,
     ScheduleOption,
     StrategyOption,
@@ -37,6 +38,7 @@ def train(
     batch_size: int = batch_size_option(),
     schedule: str = ScheduleOption,
     warmup_epochs: int = WarmupOption,
+    precision: str = PrecisionOption,
     out: Path = OutOption,
     device: str = DeviceOption,
     data_dir: Optional[Path] = DataDirOption,
@@ -64,6 +66,7 @@ def train(
         epochs=epochs,
         lr=lr,
         batch_size=batch_size,
+        precision=precision,
     )
     optimizer = schedule_settings(schedule, warmup_epochs)
     if optimizer:

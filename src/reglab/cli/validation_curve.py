@@ -10,7 +10,6 @@ import typer
 from reglab.cli._analysis import (
     model_option,
     out_option,
-    parse_numbers,
     print_summary,
     progress_printer,
     resolve_analysis,
@@ -25,6 +24,7 @@ from reglab.cli._common import (
     LrOption,
     QuietOption,
     batch_size_option,
+    parse_number_list,
 )
 from reglab.errors import ConfigError
 
@@ -78,7 +78,7 @@ def validation_curve(
         dataset=dataset,
         model=model,
         param=param,
-        values=parse_numbers("--values", values) if values is not None else None,
+        values=parse_number_list("--values", values) if values is not None else None,
         grid=grid,
         minimum=minimum,
         maximum=maximum,

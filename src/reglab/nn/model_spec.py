@@ -9,8 +9,10 @@ Grammar, one spec per line::
     module:package.path:factory      factory(input_shape, num_classes) from an importable module
 
 ``OPTIONS`` of ``cnn`` is a comma-separated list of ``bn`` (BatchNorm after every
-convolution) and ``fc=N`` (width of the hidden classifier layer, default 128), for example
-``cnn:32,64:bn,fc=256``. Names are case-insensitive, except the module path and factory.
+convolution), ``fc=N`` (width of the hidden classifier layer, default 128) and ``convs=N``
+(3x3 convolutions per block before its pooling, default 1; ``convs=2`` gives VGG's blocks,
+Simonyan & Zisserman, 2015), for example ``cnn:32,64:bn,fc=256`` or
+``cnn:32,64,128:bn,convs=2``. Names are case-insensitive, except the module path and factory.
 
 A *site* is a hidden weight layer that reglab can regularize: the dropout that follows it
 and the DropConnect mask on its weights. ``mlp`` has one site per hidden layer, ``cnn`` one
@@ -28,18 +30,21 @@ from dataclasses import dataclass
 from reglab.errors import ConfigError
 
 SPEC_FORMS = (
-    "'softmax', 'mlp:W1,W2,...', 'cnn[:C1,C2[,C3][:bn,fc=N]]', 'lenet' or "
+    "'softmax', 'mlp:W1,W2,...', 'cnn[:C1,C2[,C3][:bn,fc=N,convs=N]]', 'lenet' or "
     "'module:package.path:factory'"
 )
 _SPEC_HELP = f"expected {SPEC_FORMS} with positive integer widths, for example 'mlp:512,512' or 'cnn:32,64:bn'"
 _CNN_HELP = (
     "expected 'cnn', 'cnn:C1,C2' or 'cnn:C1,C2,C3' with positive integer channel counts, optionally "
-    "followed by ':OPTIONS' with OPTIONS a comma-separated list of 'bn' and 'fc=N', for example 'cnn:32,64:bn,fc=256'"
+    "followed by ':OPTIONS' with OPTIONS a comma-separated list of 'bn', 'fc=N' and 'convs=N' (1 to 8), for example "
+    "'cnn:32,64:bn,fc=256' or 'cnn:32,64:bn,convs=2'"
 )
 _MODULE_HELP = "expected 'module:package.path:factory', for example 'module:mypackage.models:make_net'"
 
 DEFAULT_CNN_CHANNELS = (32, 64)
 DEFAULT_CNN_FC = 128
+# The most convolutions per block that a spec accepts; VGG-19 has at most 4.
+MAX_CNN_CONVS = 8
 
 _DOTTED = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
 _IDENTIFIER = re.compile(r"^[A-Za-z_]\w*$")
@@ -55,6 +60,7 @@ class ModelSpec:
         channels: output channels of each convolution block of ``cnn``, empty otherwise.
         batch_norm: whether ``cnn`` puts ``nn.BatchNorm2d`` after each convolution.
         fc: width of the hidden classifier layer of ``cnn``, 0 otherwise.
+        convs: convolutions per block of ``cnn``.
         target: ``"package.path:factory"`` of a ``module`` spec, empty otherwise.
     """
 
@@ -63,6 +69,7 @@ class ModelSpec:
     channels: tuple[int, ...] = ()
     batch_norm: bool = False
     fc: int = 0
+    convs: int = 1
     target: str = ""
 
     def __str__(self) -> str:
@@ -77,6 +84,8 @@ class ModelSpec:
             options.append("bn")
         if self.fc != DEFAULT_CNN_FC:
             options.append(f"fc={self.fc}")
+        if self.convs != 1:
+            options.append(f"convs={self.convs}")
         text = "cnn:" + ",".join(str(width) for width in self.channels)
         if options:
             text += ":" + ",".join(options)
@@ -149,7 +158,7 @@ def _parse_cnn(spec: str, rest: str | None) -> ModelSpec:
     if channels is None or len(channels) not in (2, 3) or options.count(":"):
         raise ConfigError(f"Invalid model spec {spec!r}: {_CNN_HELP}.")
 
-    batch_norm, fc, seen = False, DEFAULT_CNN_FC, set()
+    batch_norm, fc, convs, seen = False, DEFAULT_CNN_FC, 1, set()
     for option in options.split(",") if options else []:
         name, equals, value = option.strip().partition("=")
         if name in seen:
@@ -159,9 +168,11 @@ def _parse_cnn(spec: str, rest: str | None) -> ModelSpec:
             batch_norm = True
         elif name == "fc" and equals and value.isdigit() and int(value) > 0:
             fc = int(value)
+        elif name == "convs" and equals and value.isdigit() and 1 <= int(value) <= MAX_CNN_CONVS:
+            convs = int(value)
         else:
             raise ConfigError(f"Invalid model spec {spec!r}: invalid option {option!r}; {_CNN_HELP}.")
-    return ModelSpec("cnn", channels=channels, batch_norm=batch_norm, fc=fc)
+    return ModelSpec("cnn", channels=channels, batch_norm=batch_norm, fc=fc, convs=convs)
 
 
 def _parse_module(spec: str, rest: str) -> ModelSpec:

@@ -9,6 +9,7 @@ only. Every built-in network is one flat ``nn.Sequential``.
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Sequence
 
 import torch
@@ -80,7 +81,8 @@ def build_model(
         - Output: ``(N, num_classes)``.
 
     Raises:
-        ConfigError: ``cnn`` or ``lenet`` gets an input that is not an image large enough
+        ConfigError: ``input_shape`` is empty or not positive ints, ``num_classes`` is not an
+            int >= 1, ``cnn`` or ``lenet`` gets an input that is not an image large enough
             for its poolings; a per-site list has the wrong length; a user module gets
             dropout or DropConnect; a user module's factory fails the checks of
             :func:`reglab.nn.user_module.build_user_module`; a built-in model would not
@@ -96,6 +98,14 @@ def build_model(
     """
     parsed = parse_model_spec(spec) if isinstance(spec, str) else spec
     input_shape = tuple(input_shape)
+    if not input_shape or not all(_is_count(size) and size > 0 for size in input_shape):
+        raise ConfigError(
+            f"build_model: input_shape must be the shape of one example, positive ints such as (1, 28, 28) "
+            f"or (2,), got {input_shape!r}."
+        )
+    if not _is_count(num_classes) or num_classes < 1:
+        raise ConfigError(f"build_model: num_classes must be an int >= 1, got {num_classes!r}.")
+    input_shape, num_classes = tuple(int(size) for size in input_shape), int(num_classes)
     if parsed.kind == "module":
         if input_p > 0:
             raise user_module_error(parsed)
@@ -114,6 +124,11 @@ def build_model(
             raise converted from error
     check_model_output(model, str(parsed), input_shape, num_classes)
     return model
+
+
+def _is_count(value: object) -> bool:
+    """Return whether ``value`` is an integer (Python's or NumPy's) and not a bool."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
 def _build_builtin(
@@ -143,7 +158,7 @@ def _build_builtin(
     elif parsed.kind == "cnn":
         channels, height, width = _image_shape(parsed, input_shape, len(parsed.channels), 2 ** len(parsed.channels))
         for out_channels in parsed.channels:
-            layers.conv_site(channels, out_channels, 3, padding=1, batch_norm=parsed.batch_norm)
+            layers.conv_site(channels, out_channels, 3, padding=1, batch_norm=parsed.batch_norm, convs=parsed.convs)
             channels, height, width = out_channels, height // 2, width // 2
         layers.append(nn.Flatten())
         layers.linear_site(channels * height * width, parsed.fc)
@@ -219,16 +234,23 @@ class _Layers:
         self.append(nn.ReLU())
         self._end_site()
 
-    def conv_site(self, in_channels: int, out_channels: int, kernel: int, *, padding: int, batch_norm: bool = False) -> None:
-        """Append Conv2d -> [BatchNorm2d] -> ReLU -> 2x2 max-pool -> [Dropout]."""
+    def conv_site(
+        self, in_channels: int, out_channels: int, kernel: int, *, padding: int, batch_norm: bool = False, convs: int = 1
+    ) -> None:
+        """Append ``convs`` times Conv2d -> [BatchNorm2d] -> ReLU, then 2x2 max-pool -> [Dropout].
+
+        The site's DropConnect probability applies to every convolution of the block.
+        """
         p = self.dropconnect[self.site]
-        if p > 0:
-            self.append(DropConnectConv2d(in_channels, out_channels, kernel, p=p, padding=padding))
-        else:
-            self.append(nn.Conv2d(in_channels, out_channels, kernel, padding=padding))
-        if batch_norm:
-            self.append(nn.BatchNorm2d(out_channels))
-        self.append(nn.ReLU())
+        for _ in range(convs):
+            if p > 0:
+                self.append(DropConnectConv2d(in_channels, out_channels, kernel, p=p, padding=padding))
+            else:
+                self.append(nn.Conv2d(in_channels, out_channels, kernel, padding=padding))
+            if batch_norm:
+                self.append(nn.BatchNorm2d(out_channels))
+            self.append(nn.ReLU())
+            in_channels = out_channels
         self.append(nn.MaxPool2d(2))
         self._end_site()
 

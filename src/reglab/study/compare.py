@@ -50,7 +50,8 @@ class CompareOptions:
     data from the spec's default grid. ``schedule`` names the learning-rate schedule of every
     strategy (``cosine``, ``step`` or ``one-cycle``, see
     :class:`~reglab.training.config.ScheduleSettings`), with ``warmup_epochs`` of linear
-    warm-up; None trains with a constant rate.
+    warm-up; None trains with a constant rate. ``precision`` is ``"fp32"`` or ``"bf16"``
+    (:mod:`reglab.training.precision`).
     """
 
     dataset: str = "mnist-5k"
@@ -64,6 +65,7 @@ class CompareOptions:
     defaults: StrategyDefaults = StrategyDefaults()
     schedule: str | None = None
     warmup_epochs: int = 0
+    precision: str = "fp32"
 
     def to_spec(self) -> StudySpec:
         self._check_defaults()
@@ -79,6 +81,7 @@ class CompareOptions:
             "seeds": list(range(self.seeds)),
             "epochs": self.epochs,
             "batch_size": self.batch_size,
+            "precision": self.precision,
         }
         optimizer: dict[str, object] = schedule_settings(self.schedule, self.warmup_epochs)
         if str(self.lr) != "auto":

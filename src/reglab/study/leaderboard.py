@@ -120,7 +120,8 @@ def _settings(run: dict[str, Any]) -> str:
         config = RunConfig.model_validate(run["config"])
     except (KeyError, TypeError, ValueError):
         return ""
-    return f"{config.regularization.describe()}; {config.epochs} epochs"
+    precision = "" if config.precision == "fp32" else f"; {config.precision}"
+    return f"{config.regularization.describe()}; {config.epochs} epochs{precision}"
 
 
 def _exclusion_reason(run: dict[str, Any]) -> str | None:

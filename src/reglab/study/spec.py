@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -50,6 +51,7 @@ class StudySpec(_Settings):
     lr_search_epochs: int | None = Field(None, ge=1)
     val_fraction: float = Field(0.2, gt=0.0, lt=1.0)
     test_fraction: float = Field(0.2, gt=0.0, lt=1.0)
+    precision: Literal["fp32", "bf16"] = "fp32"
 
     @field_validator("name")
     @classmethod
@@ -103,6 +105,7 @@ class StudySpec(_Settings):
             seed=seed,
             val_fraction=self.val_fraction,
             test_fraction=self.test_fraction,
+            precision=self.precision,
         )
 
 

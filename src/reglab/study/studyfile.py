@@ -67,6 +67,7 @@ class StudyFile(_Settings):
     lr_search_epochs: int | None = Field(None, ge=1)
     val_fraction: float = Field(0.2, gt=0.0, lt=1.0)
     test_fraction: float = Field(0.2, gt=0.0, lt=1.0)
+    precision: Literal["fp32", "bf16"] = "fp32"
     strategies: Union[list[str], dict[str, Union[dict[str, Any], None]], None] = None
     backend: Literal["local", "ray"] = "local"
     address: str | None = None
@@ -83,7 +84,12 @@ class StudyFile(_Settings):
     @classmethod
     def _check_strategies_shape(cls, value: Any) -> Any:
         # Without these checks, a wrong shape gets one error per accepted shape, in pydantic's terms.
-        if value is not None and not isinstance(value, (list, dict)):
+        if value is None:
+            raise ValueError(
+                "the key is empty; list strategies such as [l2, dropout], or remove the key to compare "
+                "the seven built-in strategies"
+            )
+        if not isinstance(value, (list, dict)):
             raise ValueError("expected a list of built-in strategy names such as [l2, dropout], or a mapping of named strategies")
         if isinstance(value, list):
             for position, item in enumerate(value, start=1):
@@ -135,6 +141,7 @@ class StudyOverrides:
     address: str | None = None
     schedule: str | None = None
     warmup_epochs: int | None = None
+    precision: str | None = None
 
 
 def load_study_file(path: str | Path, overrides: StudyOverrides | None = None) -> StudySpec:
@@ -235,6 +242,7 @@ def study_spec_from_dict(
         "lr_search_epochs": study_file.lr_search_epochs,
         "val_fraction": study_file.val_fraction,
         "test_fraction": study_file.test_fraction,
+        "precision": _pick(overrides.precision, study_file.precision),
     }
     return validate(StudySpec, spec_data)
 
@@ -409,11 +417,31 @@ def _apply_strengths(name: str, config: StrategyConfig, overrides: StudyOverride
 
 
 class _StudyFileLoader(yaml.SafeLoader):
-    """PyYAML's safe loader that also reads ``1e9`` and ``5E-4`` as numbers, as YAML 1.2 does.
+    """PyYAML's safe loader that reads ``1e9`` and ``5E-4`` as numbers and rejects repeated keys.
 
     PyYAML follows YAML 1.1, whose floats need a point (``1.0e9``), so ``lr: 1e-3`` would
-    arrive as the text ``'1e-3'``.
+    arrive as the text ``'1e-3'``. It also keeps the last of two equal keys in a mapping,
+    which YAML forbids; a study file with ``epochs`` twice would silently train the second.
     """
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        lines: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue  # A merge key (<<) may be overridden by the keys beside it.
+            key = self.construct_object(key_node, deep=deep)
+            line = key_node.start_mark.line + 1
+            try:
+                first = lines.get(key)
+            except TypeError:
+                continue  # An unhashable key; the base class reports it.
+            if first is not None:
+                where = f"twice on line {line}" if first == line else f"twice, on lines {first} and {line}"
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} is given {where}; keep one", key_node.start_mark
+                )
+            lines[key] = line
+        return super().construct_mapping(node, deep=deep)
 
 
 _StudyFileLoader.add_implicit_resolver(
@@ -466,6 +494,7 @@ lr: 0.05
 
 epochs: 20        # at most this many epochs per run
 batch_size: 64
+# precision: bf16  # forward passes in bfloat16; pays on CPUs with AMX or AVX-512 BF16 and recent GPUs
 
 # Seeds: a count (3 means seeds 0, 1, 2) or a list such as [0, 1, 2]. A seed decides the
 # split, initialization, minibatch order, dropout masks and augmentation.

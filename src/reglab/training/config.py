@@ -204,6 +204,8 @@ class RunConfig(_Settings):
     seed: int = Field(0, ge=0, le=2**63 - 1)
     val_fraction: float = Field(0.2, gt=0.0, lt=1.0)
     test_fraction: float = Field(0.2, gt=0.0, lt=1.0)
+    # The dtype of the forward passes, see reglab.training.precision.
+    precision: Literal["fp32", "bf16"] = "fp32"
 
     @field_validator("model")
     @classmethod
@@ -252,6 +254,7 @@ ADDED_SETTINGS: dict[str, Any] = {
     "regularization.weight_decay": 0.0,
     "regularization.schedule": None,
     "regularization.dropconnect": None,
+    "precision": "fp32",
 }
 
 

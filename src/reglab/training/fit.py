@@ -8,6 +8,7 @@ Every run follows the same steps:
 2. Train for at most ``config.epochs`` epochs. Training batches are augmented (when the
    strategy enables it), then normalized with the training split's statistics; the
    strategy's training options (:mod:`reglab.training.step`) then apply to each batch.
+   Forward passes run in ``config.precision`` (:mod:`reglab.training.precision`).
 3. After each epoch, measure ``train_loss``, ``train_acc``, ``val_loss`` and ``val_acc`` in
    eval mode on non-augmented data, and ``gap = train_acc - val_acc``.
 4. When training ends, restore the best weights (early stopping), optionally refit on
@@ -39,6 +40,7 @@ from reglab.training.diagnostics import layer_stats
 from reglab.training.evaluate import evaluate
 from reglab.training.model_builder import build_run_model
 from reglab.training.optim import build_optimizer
+from reglab.training.precision import autocast
 from reglab.training.step import TrainingStep, check_image_settings
 
 logger = logging.getLogger(__name__)
@@ -155,7 +157,7 @@ def _fit(
         train_seconds += time.perf_counter() - epoch_started
 
         eval_started = time.perf_counter()
-        row = _measure(trainer.model, split)
+        row = _measure(trainer.model, split, config.precision)
         eval_seconds += time.perf_counter() - eval_started
         row = {"epoch": epoch, **row, "seconds": time.perf_counter() - epoch_started}
         history.append(row)
@@ -180,13 +182,15 @@ def _fit(
     settings = config.regularization.early_stopping
     if settings is not None and settings.refit:
         model = _refit(config, split, device, best_epoch)
-        final_metrics = {**final_metrics, **{f"refit_{key}": value for key, value in _measure(model, split).items()}}
+        refit_metrics = _measure(model, split, config.precision)
+        final_metrics = {**final_metrics, **{f"refit_{key}": value for key, value in refit_metrics.items()}}
 
     check_eval_deterministic(model, split.normalize(split.val.x[:64]))
     test_metrics: dict[str, float] = {}
     if evaluate_test:
         test = split.test.open(f"final evaluation of strategy {config.strategy!r}, seed {config.seed}")
-        test_loss, test_acc = evaluate(model, test.x, test.y, transform=split.normalize)
+        with autocast(config.precision, device):
+            test_loss, test_acc = evaluate(model, test.x, test.y, transform=split.normalize)
         test_metrics = {"test_loss": test_loss, "test_acc": test_acc}
 
     return RunResult(
@@ -216,6 +220,7 @@ class _Trainer:
         reg = config.regularization
         self.config = config
         self.split = split
+        self.device = device
         self.lr = reg.lr if reg.lr is not None else config.optimizer.lr
 
         self.model = build_run_model(config, tuple(split.train.x.shape[1:]), split.num_classes).to(device)
@@ -237,7 +242,8 @@ class _Trainer:
         for xb, yb in iterate_minibatches(x, y, self.config.batch_size, shuffle=True, generator=self.data_generator):
             if self.augmentation is not None:
                 xb = self.augmentation(xb, generator=self.augment_generator)
-            loss = self.step.loss(self.split.normalize(xb), yb)
+            with autocast(self.config.precision, self.device):
+                loss = self.step.loss(self.split.normalize(xb), yb)
             for penalty in self.penalties:
                 loss = loss + penalty(self.model)
             if not torch.isfinite(loss):
@@ -268,9 +274,10 @@ METRICS = ("train_loss", "train_acc", "val_loss", "val_acc", "gap")
 """The metrics of one history row that measure the weights, in order."""
 
 
-def _measure(model: nn.Module, split: Split) -> dict[str, float]:
-    train_loss, train_acc = evaluate(model, split.train.x, split.train.y, transform=split.normalize)
-    val_loss, val_acc = evaluate(model, split.val.x, split.val.y, transform=split.normalize)
+def _measure(model: nn.Module, split: Split, precision: str) -> dict[str, float]:
+    with autocast(precision, split.train.x.device):
+        train_loss, train_acc = evaluate(model, split.train.x, split.train.y, transform=split.normalize)
+        val_loss, val_acc = evaluate(model, split.val.x, split.val.y, transform=split.normalize)
     return {
         "train_loss": train_loss,
         "train_acc": train_acc,

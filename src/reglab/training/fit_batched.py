@@ -171,6 +171,8 @@ def _unbatched_options(config: RunConfig) -> list[str]:
         options.append("gradient clipping")
     if reg.weight_decay:
         options.append("decoupled weight decay")
+    if config.precision != "fp32":
+        options.append(f"{config.precision} precision")
     return options
 
 

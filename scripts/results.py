@@ -363,8 +363,9 @@ def _validation_runs(out: Path) -> list[str]:
         "|---|---|---|---|---|---|---|",
     ]
     for entry in records:
+        settings = entry["settings"] + (f", {entry['precision']}" if entry.get("precision", "fp32") != "fp32" else "")
         lines.append(
-            f"| {entry['name']} | {entry['dataset']} | `{entry['model']}` | {entry['settings']} | {entry['epochs']} | "
+            f"| {entry['name']} | {entry['dataset']} | `{entry['model']}` | {settings} | {entry['epochs']} | "
             f"{_pct(entry['train_acc'])} | {_pct(entry['val_acc'])} |"
         )
     lines.append("")

@@ -7,7 +7,7 @@ of ``reglab compete`` and the settings of the study files in docs/results.
 
 Usage::
 
-    python scripts/validation_run.py NAME MODEL SETTINGS --epochs 50 [--lr 0.05] [--threads 1]
+    python scripts/validation_run.py NAME MODEL SETTINGS --epochs 50 [--lr 0.05] [--threads 1] [--precision bf16]
 
 ``SETTINGS`` is the JSON of the run's regularization, as in a study file's strategy, for
 example ``'{"random_erasing": 0.5, "label_smoothing": 0.1}'``. The optimizer is SGD with
@@ -43,12 +43,15 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--lr", type=float, default=0.05)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    parser.add_argument("--precision", choices=["fp32", "bf16"], default="fp32", help="the run's precision (default fp32)")
     parser.add_argument("--out", type=Path, default=Path("results-out"))
     args = parser.parse_args(argv)
 
     torch.set_num_threads(args.threads)
     optimizer = {"name": "sgd", "lr": args.lr, "momentum": 0.9, "schedule": {"name": "cosine", "warmup_epochs": 1}}
-    recipe = Recipe(args.name, args.model, {"early_stopping": None, **args.settings}, optimizer, max_epochs=args.epochs)
+    recipe = Recipe(
+        args.name, args.model, {"early_stopping": None, **args.settings}, optimizer, max_epochs=args.epochs, precision=args.precision
+    )
     config = recipe.config(args.dataset, args.seed, args.epochs)
     split = make_split(load_dataset(args.dataset), seed=args.seed)
 
@@ -67,6 +70,7 @@ def main(argv: list[str]) -> None:
         "dataset": args.dataset,
         "model": config.model,
         "settings": config.regularization.describe(),
+        "precision": config.precision,
         "epochs": args.epochs,
         "seed": args.seed,
         "val_acc": result.final_metrics["val_acc"],

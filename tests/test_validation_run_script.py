@@ -28,11 +28,14 @@ def test_run_keeps_test_set_sealed(monkeypatch, tmp_path):
         return result
 
     monkeypatch.setattr(script, "fit", recording_fit)
-    script.main(["tiny", "mlp:8", '{"label_smoothing": 0.1}', "--dataset", "digits", "--epochs", "2", "--out", str(tmp_path)])
+    script.main(
+        ["tiny", "mlp:8", '{"label_smoothing": 0.1}', "--dataset", "digits", "--epochs", "2", "--precision", "bf16", "--out", str(tmp_path)]
+    )
 
     record = json.loads((tmp_path / "validation-runs" / "tiny.json").read_text())
     assert opened == [0]
     assert record["settings"] == "label_smoothing=0.1"
+    assert record["precision"] == "bf16"
     assert [row["epoch"] for row in record["history"]] == [1, 2]
     assert record["val_acc"] == record["history"][-1]["val_acc"]
     assert not any("test" in key for key in record)

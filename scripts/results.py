@@ -469,7 +469,8 @@ def page(out: Path) -> str:
     if compete.exists():
         result = json.loads(compete.read_text())
         sections += header("compete-fashion-mnist", "Fashion-MNIST, `reglab compete --budget 30m`") + [
-            f"Recipe picked on validation: `{result['recipe']}` ({result['description']}).",
+            f"Recipe picked on validation: `{result['recipe']}` (`{result['model']}`, "
+            f"{result.get('precision', 'fp32')}; {result['description']}).",
             f"Run id {result['run_id']}, {result['epochs']} epochs, {result['seconds'] / 60:.1f} min in all. "
             + _verdict(out, result),
             "",

@@ -155,3 +155,25 @@ def test_cli_rejects_an_unknown_precision_before_training(tmp_path, command):
     assert result.exit_code == 2
     assert "precision: Input should be 'fp32' or 'bf16', got 'fp16'" in result.output
     assert not (tmp_path / "reglab.db").exists()
+
+
+@pytest.mark.parametrize(("precision", "fast", "expected"), [("auto", True, "bf16"), ("auto", False, "fp32"), ("fp32", True, "fp32"), ("bf16", False, "bf16")])
+def test_compete_precision_option_overrides_auto(monkeypatch, precision, fast, expected):
+    monkeypatch.setattr(compete_module, "bf16_is_fast", lambda device: fast)
+
+    assert {recipe.precision for recipe in recipes_for("digits", (1, 8, 8), "cpu", precision)} == {expected}
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--precision", "fp16"], "compete: precision must be auto, fp32 or bf16, got 'fp16'."),
+        (["--device", "banana"], "device 'banana' is not a torch device; use 'cpu', 'cuda' or 'cuda:N'."),
+    ],
+)
+def test_compete_rejects_bad_precision_or_device_before_training(tmp_path, options, message):
+    result = runner.invoke(app, ["compete", "--dataset", "digits", *options, "--out", str(tmp_path)])
+
+    assert result.exit_code == 2
+    assert message in result.output
+    assert not (tmp_path / "reglab.db").exists()

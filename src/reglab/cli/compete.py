@@ -38,6 +38,14 @@ def compete(
         help="Study name in the run database, compete-DATASET by default. A rerun with the same name resumes "
         "from its stored runs and their epoch times; a new name probes and trains afresh.",
     ),
+    precision: str = typer.Option(
+        "auto",
+        "--precision",
+        help=(
+            "Precision of every candidate: fp32, bf16 (forward passes in bfloat16), or auto: bf16 where the "
+            "device computes bfloat16 natively (CPUs with AMX or AVX-512 BF16, recent GPUs), else fp32."
+        ),
+    ),
     out: Path = OutOption,
     device: str = DeviceOption,
     data_dir: Optional[Path] = DataDirOption,
@@ -46,10 +54,11 @@ def compete(
 ) -> None:
     """Select a recipe on validation data, train it within the budget and evaluate the test set once."""
     from reglab.study.compete import compete as run_compete
-    from reglab.study.compete import format_seconds, overrun_message, parse_budget
+    from reglab.study.compete import format_seconds, overrun_message, parse_budget, resolve_precision
     from reglab.study.store import RunStore
 
     budget_seconds = parse_budget(budget)
+    precision = resolve_precision(precision, device)
     out = prepare_output_folder(out)
 
     def say(text: str) -> None:
@@ -69,6 +78,7 @@ def compete(
             verify=verify,
             data_dir=str(data_dir) if data_dir else None,
             download=download,
+            precision=precision,
             name=name,
             on_message=say,
             on_epoch_end=show_epoch,

@@ -43,8 +43,9 @@ from reglab.errors import ConfigError
 from reglab.study.spec import check_study_name
 from reglab.study.store import RunStore
 from reglab.training.config import RunConfig, validate
+from reglab.training.device import resolve_device
 from reglab.training.fit import RunResult, fit
-from reglab.training.precision import bf16_is_fast
+from reglab.training.precision import PRECISIONS, bf16_is_fast
 
 logger = logging.getLogger(__name__)
 
@@ -139,7 +140,23 @@ def _sgd(lr: float, warmup_epochs: int = 1) -> dict[str, Any]:
     return {"name": "sgd", "lr": lr, "momentum": 0.9, "schedule": {"name": "cosine", "warmup_epochs": warmup_epochs}}
 
 
-def recipes_for(dataset: str, input_shape: tuple[int, ...], device: str | torch.device = "cpu") -> list[Recipe]:
+def resolve_precision(precision: str, device: str | torch.device) -> str:
+    """Return ``precision``, with ``"auto"`` replaced by ``"bf16"`` where ``device`` computes it natively, else ``"fp32"``.
+
+    Raises:
+        ConfigError: ``precision`` is not one of ``"auto"``, ``"fp32"`` and ``"bf16"``, or
+            ``device`` cannot be used (:func:`reglab.training.device.resolve_device`).
+    """
+    if precision not in ("auto", *PRECISIONS):
+        raise ConfigError(f"compete: precision must be auto, fp32 or bf16, got {precision!r}.")
+    if precision == "auto":
+        return "bf16" if bf16_is_fast(resolve_device(device)) else "fp32"
+    return precision
+
+
+def recipes_for(
+    dataset: str, input_shape: tuple[int, ...], device: str | torch.device = "cpu", precision: str = "auto"
+) -> list[Recipe]:
     """Return the candidate recipes for a data set, most promising first.
 
     Images of at least 16x16 pixels get a small CNN with BatchNorm, dropout after the pooled
@@ -150,11 +167,15 @@ def recipes_for(dataset: str, input_shape: tuple[int, ...], device: str | torch.
     with dropout. The recipes follow common practice for these data sets and runs scored on
     their validation sets, never on their test sets.
 
-    Where ``device`` computes bfloat16 natively (:func:`reglab.training.precision.bf16_is_fast`),
-    every recipe trains in ``bf16`` precision, and for clothing the deeper candidate has two
-    convolutions per block, which that speed pays for.
+    ``precision`` is ``"fp32"``, ``"bf16"`` or ``"auto"``, which picks ``"bf16"`` where
+    ``device`` computes bfloat16 natively (:func:`reglab.training.precision.bf16_is_fast`).
+    Every recipe trains in that precision. In ``bf16``, the deeper candidate for clothing
+    has two convolutions per block, which that speed pays for.
+
+    Raises:
+        ConfigError: ``precision`` is not one of ``"auto"``, ``"fp32"`` and ``"bf16"``.
     """
-    precision = "bf16" if bf16_is_fast(device) else "fp32"
+    precision = resolve_precision(precision, device)
     common = {"label_smoothing": 0.1, "weight_decay": 5e-4, "early_stopping": None}
     images = len(input_shape) == 3 and min(input_shape[1:]) >= 16
     if images:
@@ -166,7 +187,9 @@ def recipes_for(dataset: str, input_shape: tuple[int, ...], device: str | torch.
             # default crops and flips lowered accuracy (92.4%, and 91.9% with erasing, against
             # 92.8% for erasing alone): the network underfits them. With a third block, erasing
             # reached 93.1% in the 34 epochs of a 30-minute competition, against 92.8% in 56
-            # epochs with two blocks (docs/results.md).
+            # epochs with two blocks. In bf16 on a 2-core Xeon with AMX, two convolutions per
+            # block scored 91.7% after the 3 probe epochs, against 90.2% for one, and 94.7%
+            # after 54 epochs (docs/results.md).
             deeper = {**erasing, "dropout": {"p": [0.1, 0.1, 0.1, 0.5], "input_p": 0.0}}
             candidates = [
                 Recipe("cnn3-erasing", "cnn:32,64,128:bn", deeper, _sgd(0.05), precision=precision),
@@ -292,6 +315,7 @@ def compete(
     data_dir: str | None = None,
     download: bool = False,
     recipes: list[Recipe] | None = None,
+    precision: str = "auto",
     name: str | None = None,
     on_message: ProgressCallback | None = None,
     on_epoch_end: Callable[[int, dict[str, float]], None] | None = None,
@@ -308,6 +332,7 @@ def compete(
         data_dir: a folder with the data set's files.
         download: allow torchvision's downloader.
         recipes: the candidates; :func:`recipes_for` by default.
+        precision: the precision of the default candidates, see :func:`recipes_for`.
         name: the study name of the probes and the final run, ``compete-DATASET`` by
             default. A later call with the same name and seed reuses the stored probes,
             with the epoch times they measured, and the stored final run of the chosen
@@ -334,7 +359,7 @@ def compete(
     split = make_split(data, seed=seed)
     # A reproduction loads the data set again, so its estimate includes this time.
     load_seconds = time.perf_counter() - started
-    candidates = recipes if recipes is not None else recipes_for(dataset, tuple(split.train.x.shape[1:]), device)
+    candidates = recipes if recipes is not None else recipes_for(dataset, tuple(split.train.x.shape[1:]), device, precision)
     store.save_study(study, {"command": "compete", "dataset": dataset, "budget_seconds": budget_seconds, "seed": seed})
 
     def elapsed() -> float:

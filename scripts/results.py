@@ -75,6 +75,7 @@ EXPERIMENTS = {
         _study("mlp-mnist-5k"),
         _study("mlp-fashion-mnist"),
         _study("mlp-wide-fashion-mnist"),
+        _study("mlp-refit-fashion-mnist"),
         _study("cnn-mnist-5k"),
         _study("dropconnect-mnist-5k"),
         # Its own study name, so that it probes the candidates again and sizes the final run
@@ -285,7 +286,10 @@ def _mc_remarks(rows: list[dict[str, str]], scaled: float) -> list[str]:
 
 # The accuracy targets: a label, the studies whose strategies compete for the pick, the target.
 TARGETS = [
-    ("Fashion-MNIST, MLP, best regularization", ["mlp-fashion-mnist", "mlp-wide-fashion-mnist", "ladder-fashion-mnist"], 0.905),
+    # The refit study trains the recipe that mlp-wide-fashion-mnist picked on validation once
+    # more, then refits it on training plus validation data; its selection runs score about
+    # the same on validation, so the row takes that study's pick as the final recipe.
+    ("Fashion-MNIST, MLP, best regularization, refitted", ["mlp-refit-fashion-mnist"], 0.905),
     ("Fashion-MNIST, small CNN, `reglab compete --budget 30m`", ["compete-fashion-mnist"], 0.935),
     ("mnist-5k, MLP, best regularization", ["mlp-mnist-5k", "ladder-mnist-5k"], 0.965),
     ("mnist-5k, small CNN", ["cnn-mnist-5k"], 0.98),
@@ -433,10 +437,17 @@ def page(out: Path) -> str:
             lambda summary, dataset=dataset: _ladder_remarks(out / f"ladder-{dataset}", summary, ladder),
         )
 
-    targets = {"mlp-mnist-5k": 0.965, "mlp-fashion-mnist": 0.905, "mlp-wide-fashion-mnist": 0.905, "cnn-mnist-5k": 0.98}
+    targets = {
+        "mlp-mnist-5k": 0.965,
+        "mlp-fashion-mnist": 0.905,
+        "mlp-wide-fashion-mnist": 0.905,
+        "mlp-refit-fashion-mnist": 0.905,
+        "cnn-mnist-5k": 0.98,
+    }
     for name, title in (
         ("mlp-fashion-mnist", "Fashion-MNIST, MLP"),
         ("mlp-wide-fashion-mnist", "Fashion-MNIST, wider MLP"),
+        ("mlp-refit-fashion-mnist", "Fashion-MNIST, wider MLP refitted on training plus validation data"),
         ("mlp-mnist-5k", "mnist-5k, MLP"),
         ("cnn-mnist-5k", "mnist-5k, small CNN"),
     ):

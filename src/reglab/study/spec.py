@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import re
-from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
 from reglab.nn.models import parse_model_spec
-from reglab.training.config import OptimizerSettings, RunConfig, StrategyConfig, _Settings, check_warmup
+from reglab.training.config import OptimizerSettings, Precision, RunConfig, StrategyConfig, _Settings, check_warmup
 from reglab.training.model_builder import check_layer_settings
 
 _NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
@@ -51,7 +50,7 @@ class StudySpec(_Settings):
     lr_search_epochs: int | None = Field(None, ge=1)
     val_fraction: float = Field(0.2, gt=0.0, lt=1.0)
     test_fraction: float = Field(0.2, gt=0.0, lt=1.0)
-    precision: Literal["fp32", "bf16"] = "fp32"
+    precision: Precision = "fp32"
 
     @field_validator("name")
     @classmethod

@@ -43,7 +43,7 @@ from reglab.study.strategies import (
     builtin_strategies,
     resolve_strategies,
 )
-from reglab.training.config import OptimizerSettings, StrategyConfig, _Settings, validate
+from reglab.training.config import OptimizerSettings, Precision, StrategyConfig, _Settings, validate
 
 
 class StudyFile(_Settings):
@@ -67,7 +67,7 @@ class StudyFile(_Settings):
     lr_search_epochs: int | None = Field(None, ge=1)
     val_fraction: float = Field(0.2, gt=0.0, lt=1.0)
     test_fraction: float = Field(0.2, gt=0.0, lt=1.0)
-    precision: Literal["fp32", "bf16"] = "fp32"
+    precision: Precision = "fp32"
     strategies: Union[list[str], dict[str, Union[dict[str, Any], None]], None] = None
     backend: Literal["local", "ray"] = "local"
     address: str | None = None

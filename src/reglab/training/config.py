@@ -31,6 +31,9 @@ def _check_layer_probability(value: float | list[float]) -> float | list[float]:
     return value
 
 
+# The dtype of a run's forward passes, see reglab.training.precision.
+Precision = Literal["fp32", "bf16"]
+
 # One drop probability for every site of the model, or a list with one per site.
 LayerProbability = Annotated[Union[float, list[float]], AfterValidator(_check_layer_probability)]
 
@@ -204,8 +207,7 @@ class RunConfig(_Settings):
     seed: int = Field(0, ge=0, le=2**63 - 1)
     val_fraction: float = Field(0.2, gt=0.0, lt=1.0)
     test_fraction: float = Field(0.2, gt=0.0, lt=1.0)
-    # The dtype of the forward passes, see reglab.training.precision.
-    precision: Literal["fp32", "bf16"] = "fp32"
+    precision: Precision = "fp32"
 
     @field_validator("model")
     @classmethod

@@ -19,11 +19,14 @@ which case holds.
 from __future__ import annotations
 
 import contextlib
+import typing
 from collections.abc import Iterator
 
 import torch
 
-PRECISIONS = ("fp32", "bf16")
+from reglab.training.config import Precision
+
+PRECISIONS: tuple[str, ...] = typing.get_args(Precision)
 """The accepted values of a run's ``precision`` setting."""
 
 

@@ -46,17 +46,27 @@ def test_train_prints_history_and_test_metrics(tmp_path):
     assert "test %" in result.output
 
 
-def test_train_says_which_run_it_replaces(tmp_path):
+def _result_cells(output):
+    """Return the first five cells of the result row of `reglab train`'s table."""
+    row = next(line for line in output.splitlines() if "max_epochs" in line)
+    return [cell.strip() for cell in row.split("│")[1:6]]
+
+
+def test_train_shows_an_identical_stored_run(tmp_path):
     args = ("train", "--dataset", "digits", "--model", "mlp:8", "--epochs", "1", "--out", str(tmp_path))
     first = invoke(*args)
     second = invoke(*args)
     other_seed = invoke(*args, "--seed", "1")
 
     assert first.exit_code == 0, first.output
-    assert "replaces" not in first.output
-    assert "Stored as run 2" in second.output
-    assert "it replaces run 1, which had the same settings and seed" in " ".join(second.output.split())
-    assert "replaces" not in other_seed.output
+    assert "Stored as run 1" in first.output
+    assert second.exit_code == 0, second.output
+    assert "epoch   1" not in second.output
+    assert "Run 1 of study 'train'" in second.output
+    assert "has the same settings and seed, so nothing was trained" in " ".join(second.output.split())
+    # Selected epoch, stop reason and the train, validation and test accuracies.
+    assert _result_cells(second.output) == _result_cells(first.output)
+    assert "Stored as run 2" in other_seed.output
 
 
 def test_train_rejects_a_seed_beyond_the_store(tmp_path):

@@ -20,7 +20,7 @@ def test_parse_softmax_spec():
     assert parse_model_spec("softmax") == ModelSpec("softmax")
 
 
-@pytest.mark.parametrize("spec", ["mlp", "mlp:", "mlp:a,b", "mlp:0", "mlp:-3", "resnet:18", "lenet:5"])
+@pytest.mark.parametrize("spec", ["mlp", "mlp:", "mlp:a,b", "mlp:0", "mlp:-3", "mlp:٢", "resnet:18", "lenet:5"])
 def test_parse_rejects_bad_spec(spec):
     with pytest.raises(ConfigError, match=r"model spec .*expected 'softmax', 'mlp:W1,W2,\.\.\.', 'cnn\["):
         parse_model_spec(spec)
@@ -80,6 +80,9 @@ def test_parse_new_specs(spec, parsed, canonical):
         ("cnn:4,8:convs=9", "'convs=N' (1 to 8)"),
         ("cnn:4,8:convs", "invalid option 'convs'"),
         ("cnn:4,8:convs=2,convs=3", "option 'convs' is given twice"),
+        ("cnn:4,8:convs=²", "invalid option 'convs=²'"),
+        ("cnn:4,8:fc=٢", "invalid option 'fc=٢'"),
+        ("cnn:4,٢", "expected 'cnn', 'cnn:C1,C2' or 'cnn:C1,C2,C3'"),
         ("cnn:4,8:bn:fc=3", "expected 'cnn', 'cnn:C1,C2' or 'cnn:C1,C2,C3'"),
         ("module:pkg", "expected 'module:package.path:factory'"),
         ("module:pkg.:make", "expected 'module:package.path:factory'"),

@@ -64,6 +64,48 @@ def test_init_keeps_an_existing_file(tmp_path):
     assert runner.invoke(app, ["init", str(path), "--force"]).exit_code == 0
 
 
+def test_init_rejects_a_folder_or_a_path_below_a_file(tmp_path):
+    blocker = write(tmp_path, "name: mine\n", name="afile")
+
+    into_folder = runner.invoke(app, ["init", str(tmp_path), "--force"])
+    below_file = runner.invoke(app, ["init", str(blocker / "x.yaml")])
+
+    assert into_folder.exit_code == 2
+    assert f"'{tmp_path}' is a folder; give a file path such as '{tmp_path / 'study.yaml'}'" in " ".join(into_folder.output.split())
+    assert below_file.exit_code == 2
+    assert f"'{blocker}' is a file, not a folder" in " ".join(below_file.output.split())
+    assert blocker.read_text() == "name: mine\n"
+
+
+@pytest.mark.parametrize("text", ["", "# only a comment\n"])
+def test_empty_file_is_rejected(tmp_path, text):
+    with pytest.raises(ConfigError, match=r"study file '.*' contains no settings; write some, for example 'dataset: digits'"):
+        load_study_file(write(tmp_path, text))
+
+
+def test_strategy_name_that_yaml_reads_as_a_bool(tmp_path):
+    with pytest.raises(ConfigError) as caught:
+        load_study_file(write(tmp_path, "strategies:\n  yes: {}\n"))
+
+    message = str(caught.value)
+    assert "strategies: strategy names must be text, got True; quote the name" in message
+    assert len(message.splitlines()) == 2
+
+
+def test_error_shortens_a_huge_value(tmp_path):
+    aliases = "a: &a [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]\n" + "".join(
+        f"{name}: &{name} [*{previous}, *{previous}, *{previous}, *{previous}, *{previous}, *{previous}]\n"
+        for previous, name in zip("abcde", "bcdef")
+    )
+
+    with pytest.raises(ConfigError) as caught:
+        load_study_file(write(tmp_path, aliases + "dataset: digits\n"))
+
+    message = str(caught.value)
+    assert len(message) < 2000
+    assert "characters)" in message
+
+
 def test_minimal_file_uses_study_defaults(tmp_path):
     spec = load_study_file(write(tmp_path, "dataset: digits\n", name="my-study.yaml"))
 

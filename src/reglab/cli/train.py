@@ -87,31 +87,43 @@ def train(
     # The store is opened before training, so that a store that cannot be written fails
     # before the run instead of after it.
     with RunStore(out / "reglab.db") as store:
-        try:
-            result = fit(config, split, device=device, on_epoch_end=show_epoch)
-        except (Exception, SystemExit) as error:
-            # A user module's own failure gets one message, as in `reglab compare`. Without this,
-            # a module that calls sys.exit would end the command with no message at all.
-            if isinstance(error, ReglabError) or parse_model_spec(config.model).kind != "module":
-                raise
-            abort(user_module_failure(config, error))
-        store.save_study("train", {"command": "train"})
-        # The store keeps one run per settings and seed, so an earlier identical run is replaced.
-        earlier = store.finished_run("train", config.key())
-        run_id = store.save_run("train", result)
+        # The store keeps one run per settings and seed, and a run is reproducible, so an
+        # identical finished run is shown instead of being trained again and replaced.
+        stored = store.finished_run("train", config.key())
+        if stored is None:
+            try:
+                result = fit(config, split, device=device, on_epoch_end=show_epoch)
+            except (Exception, SystemExit) as error:
+                # A user module's own failure gets one message, as in `reglab compare`. Without this,
+                # a module that calls sys.exit would end the command with no message at all.
+                if isinstance(error, ReglabError) or parse_model_spec(config.model).kind != "module":
+                    raise
+                abort(user_module_failure(config, error))
+            store.save_study("train", {"command": "train"})
+            run_id = store.save_run("train", result)
+            outcome = (result.best_epoch, result.stop_reason, result.final_metrics, result.test_metrics, result.timings)
+        else:
+            run_id = stored["id"]
+            outcome = (stored["best_epoch"], stored["stop_reason"], stored["final_metrics"], stored["test_metrics"], stored["timings"])
 
+    best_epoch, stop_reason, final_metrics, test_metrics, timings = outcome
     table = Table(title=f"{strategy} on {dataset}, {config.model}, seed {seed}")
     for column in ("selected epoch", "stop reason", "train %", "val %", "test %", "gap", "seconds"):
         table.add_column(column, justify="right")
     table.add_row(
-        str(result.best_epoch),
-        result.stop_reason,
-        f"{result.final_metrics['train_acc'] * 100:.2f}",
-        f"{result.final_metrics['val_acc'] * 100:.2f}",
-        f"{result.test_metrics['test_acc'] * 100:.2f}",
-        f"{result.final_metrics['gap'] * 100:+.2f}",
-        f"{result.timings['total_seconds']:.1f}",
+        str(best_epoch),
+        stop_reason,
+        f"{final_metrics['train_acc'] * 100:.2f}",
+        f"{final_metrics['val_acc'] * 100:.2f}",
+        f"{test_metrics['test_acc'] * 100:.2f}",
+        f"{final_metrics['gap'] * 100:+.2f}",
+        f"{timings['total_seconds']:.1f}",
     )
     console.print(table)
-    replaced = f"; it replaces run {earlier['id']}, which had the same settings and seed" if earlier else ""
-    console.print(f"Stored as run {run_id} of study 'train' in {out / 'reglab.db'}{replaced}.")
+    if stored is None:
+        console.print(f"Stored as run {run_id} of study 'train' in {out / 'reglab.db'}.")
+    else:
+        console.print(
+            f"Run {run_id} of study 'train' in {out / 'reglab.db'} has the same settings and seed, so nothing was "
+            "trained and the table shows that run. Change --seed or a setting to train another run."
+        )

@@ -43,11 +43,13 @@ _MODULE_HELP = "expected 'module:package.path:factory', for example 'module:mypa
 
 DEFAULT_CNN_CHANNELS = (32, 64)
 DEFAULT_CNN_FC = 128
-# The most convolutions per block that a spec accepts; VGG-19 has at most 4.
+# The maximum number of convolutions per block in a spec. VGG-19 has at most 4 per block.
 MAX_CNN_CONVS = 8
 
 _DOTTED = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
 _IDENTIFIER = re.compile(r"^[A-Za-z_]\w*$")
+# Only ASCII digits, because str.isdigit accepts '²', which int() rejects, and int() accepts '٢'.
+_ASCII_DIGITS = re.compile(r"[0-9]+")
 
 
 @dataclass(frozen=True)
@@ -142,10 +144,10 @@ def parse_model_spec(spec: str) -> ModelSpec:
 
 def _parse_widths(text: str) -> tuple[int, ...] | None:
     """Return the comma-separated positive ints of ``text``, or None when one is invalid."""
-    try:
-        widths = tuple(int(width) for width in text.split(","))
-    except ValueError:
+    items = [item.strip() for item in text.split(",")]
+    if not all(_ASCII_DIGITS.fullmatch(item) for item in items):
         return None
+    widths = tuple(int(item) for item in items)
     return widths if all(width > 0 for width in widths) else None
 
 
@@ -166,9 +168,9 @@ def _parse_cnn(spec: str, rest: str | None) -> ModelSpec:
         seen.add(name)
         if name == "bn" and not equals:
             batch_norm = True
-        elif name == "fc" and equals and value.isdigit() and int(value) > 0:
+        elif name == "fc" and _ASCII_DIGITS.fullmatch(value) and int(value) > 0:
             fc = int(value)
-        elif name == "convs" and equals and value.isdigit() and 1 <= int(value) <= MAX_CNN_CONVS:
+        elif name == "convs" and _ASCII_DIGITS.fullmatch(value) and 1 <= int(value) <= MAX_CNN_CONVS:
             convs = int(value)
         else:
             raise ConfigError(f"Invalid model spec {spec!r}: invalid option {option!r}; {_CNN_HELP}.")

@@ -37,7 +37,7 @@ from typing import Any
 
 import torch
 
-from reglab.augment import CLOTHING_DATASETS
+from reglab.augment import CLOTHING_DATASETS, DIGIT_DATASETS
 from reglab.data import Split, load_dataset, make_split
 from reglab.errors import ConfigError
 from reglab.study.spec import check_study_name
@@ -199,6 +199,10 @@ def recipes_for(
                 vgg = Recipe("vgg3-erasing", "cnn:32,64,128:bn,convs=2", deeper, _sgd(0.05), precision=precision)
                 candidates = [vgg, candidates[0]]
             return candidates
+        erasing_only = Recipe("cnn-erasing", model, erasing, _sgd(0.05), precision=precision)
+        if dataset.lower() not in DIGIT_DATASETS:
+            # Only built-in data sets have a default augmentation (reglab.augment.default_augmentation).
+            return [erasing_only]
         return [
             Recipe("cnn-augment", model, {**common, "dropout": dropout, "augment": True}, _sgd(0.05), precision=precision),
             Recipe(
@@ -208,7 +212,7 @@ def recipes_for(
                 _sgd(0.05),
                 precision=precision,
             ),
-            Recipe("cnn-erasing", model, erasing, _sgd(0.05), precision=precision),
+            erasing_only,
         ]
 
     dropout = {"p": 0.5, "input_p": 0.2 if len(input_shape) == 3 else 0.0}
@@ -348,11 +352,17 @@ def compete(
             fit one probe epoch and one final epoch, with the measured epoch time and the
             smallest useful budget in the message.
     """
-    study = f"compete-{dataset}" if name is None else name
+    study = f"compete-{re.sub(r'[^A-Za-z0-9._-]', '-', dataset)}"[:100] if name is None else name
     try:
         check_study_name(study)
     except ValueError as error:
         raise ConfigError(f"compete: name {study!r} {error}; for example --name compete-fashion-mnist-2.") from None
+    earlier = store.study_spec(study)
+    if earlier is not None and earlier.get("command") != "compete":
+        raise ConfigError(
+            f"compete: name {study!r} is a study of 'reglab {earlier.get('command', 'compare')}' in {store.path}; "
+            "give another --name, for example --name compete-2."
+        )
     started = time.perf_counter()
     say = on_message or (lambda text: logger.info(text))
     data = load_dataset(dataset, data_dir=data_dir, download=download)

@@ -105,7 +105,7 @@ def check_mc_samples(samples: Sequence[Any], owner: str = "compare") -> list[int
         if value > MAX_MC_SAMPLES:
             raise ConfigError(
                 f"{owner}: every --mc-samples value must be at most {MAX_MC_SAMPLES} (each pass runs over the "
-                f"whole test set), got {value}; pass for example --mc-samples 1,2,5,10,20."
+                f"whole validation split), got {value}; pass for example --mc-samples 1,2,5,10,20."
             )
     return sorted(set(values))
 

@@ -25,6 +25,7 @@ from typing import Any, Literal, Union
 import yaml
 from pydantic import Field, StrictInt, field_validator
 
+from reglab._paths import file_in_the_way
 from reglab.errors import ConfigError
 from reglab.study.analysis_sections import (
     BiasVarianceSection,
@@ -86,8 +87,8 @@ class StudyFile(_Settings):
         # Without these checks, a wrong shape gets one error per accepted shape, in pydantic's terms.
         if value is None:
             raise ValueError(
-                "the key is empty; list strategies such as [l2, dropout], or remove the key to compare "
-                "the seven built-in strategies"
+                "the key is empty; list strategies such as [l2, dropout], or remove the key for the command's "
+                "default strategies"
             )
         if not isinstance(value, (list, dict)):
             raise ValueError("expected a list of built-in strategy names such as [l2, dropout], or a mapping of named strategies")
@@ -96,6 +97,12 @@ class StudyFile(_Settings):
                 if not isinstance(item, str):
                     raise ValueError(f"item {position} must be a strategy name such as l2, not {item!r}")
         if isinstance(value, dict):
+            for name in value:
+                if not isinstance(name, str):
+                    raise ValueError(
+                        f"strategy names must be text, got {name!r}; quote the name, for example '{name}': {{}}, "
+                        "because YAML reads yes, no, on, off and numbers as other types"
+                    )
             for name, settings in value.items():
                 if settings is not None and not isinstance(settings, dict):
                     raise ValueError(
@@ -196,7 +203,11 @@ def load_study_mapping(path: Path) -> dict[str, Any]:
         raise ConfigError(f"study file '{path}' is not valid YAML: {_describe_yaml_error(error)}") from None
 
     if data is None:
-        data = {}
+        raise ConfigError(
+            f"study file '{path}' contains no settings; write some, for example 'dataset: digits' and "
+            "'strategies: [l2, dropout]' ('reglab init' writes a commented example), or leave the file out "
+            "for the default study."
+        )
     if not isinstance(data, dict):
         raise ConfigError(
             f"study file '{path}' must contain a mapping of settings (name, dataset, strategies, ...), "
@@ -421,7 +432,8 @@ class _StudyFileLoader(yaml.SafeLoader):
 
     PyYAML follows YAML 1.1, whose floats need a point (``1.0e9``), so ``lr: 1e-3`` would
     arrive as the text ``'1e-3'``. It also keeps the last of two equal keys in a mapping,
-    which YAML forbids; a study file with ``epochs`` twice would silently train the second.
+    which YAML forbids. A study file with ``epochs`` twice would then train the second value
+    without a word.
     """
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
@@ -557,6 +569,11 @@ def write_example_study_file(path: str | Path, *, overwrite: bool = False, analy
     path = Path(path)
     if analysis is not None and analysis not in SECTIONS:
         raise ConfigError(f"--analysis must be one of {', '.join(SECTIONS)}, got {analysis!r}.")
+    if path.is_dir():
+        raise ConfigError(f"'{path}' is a folder; give a file path such as '{path / 'study.yaml'}'.")
+    blocking = file_in_the_way(path.parent)
+    if blocking is not None:
+        raise ConfigError(f"cannot write the study file '{path}': '{blocking}' is a file, not a folder; choose another path.")
     if path.exists() and not overwrite:
         raise ConfigError(f"'{path}' already exists; choose another path or pass --force to overwrite it.")
     text = EXAMPLE_STUDY_FILE if analysis is None else example_analysis_file(analysis, str(path))

@@ -271,6 +271,10 @@ def check_warmup(
         )
 
 
+# The maximum length of a value in an error line, because a YAML alias can expand a short file into megabytes.
+MAX_SHOWN_VALUE = 200
+
+
 def format_validation_error(error: ValidationError, prefix: str = "") -> str:
     """Turn a pydantic error into lines of ``path.to.key: message, got value``.
 
@@ -285,8 +289,10 @@ def format_validation_error(error: ValidationError, prefix: str = "") -> str:
             continue
         if item["type"] == "extra_forbidden":
             message = "unknown setting; check the spelling"
-        got = item.get("input")
-        lines.append(f"{path}: {message}, got {got!r}")
+        got = repr(item.get("input"))
+        if len(got) > MAX_SHOWN_VALUE:
+            got = f"{got[:MAX_SHOWN_VALUE]}... ({len(got):,} characters)"
+        lines.append(f"{path}: {message}, got {got}")
     return "\n".join(lines)
 
 

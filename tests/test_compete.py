@@ -237,6 +237,7 @@ def test_second_compete_reuses_stored_runs(tmp_path, monkeypatch):
 
     assert second.run_id == first.run_id
     assert second.test_acc == first.test_acc
+    assert (first.reused, second.reused) == (False, True)
     assert [probe.note for probe in second.probes] == ["stored earlier", "stored earlier"]
     assert second.verified is True
     assert len(runs) == 3
@@ -261,6 +262,7 @@ def test_rerun_keeps_final_run_sized_differently(tmp_path, monkeypatch):
     assert second.epochs == 2
     assert second.run_id == first.run_id
     assert second.test_acc == first.test_acc
+    assert (first.reused, second.reused) == (False, True)
     assert len(finals) == 1
 
 

@@ -101,8 +101,9 @@ def compete(
     console.print(probes)
 
     verdict = {True: "✓ identical", False: "✗ mismatch", None: "not run (no time left)"}[result.verified]
+    reused = " (the stored final run of an earlier competition with this name)" if result.reused else ""
     console.print(
-        f"[bold]{result.recipe}[/bold] ({result.model}, {result.precision}; {result.description}): "
+        f"[bold]{result.recipe}[/bold]{reused} ({result.model}, {result.precision}; {result.description}): "
         f"test accuracy {percent(result.test_acc)}% after {result.epochs} epochs "
         f"(weights of epoch {result.best_epoch}, validation {percent(result.val_acc)}%), "
         f"{format_seconds(result.seconds)} of a {format_seconds(result.budget_seconds)} budget. Reproduction: {verdict}.",

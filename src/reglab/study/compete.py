@@ -244,7 +244,6 @@ class CompeteResult:
         recipe: the chosen recipe's name.
         description: the chosen recipe's settings in words.
         model: its model spec.
-        precision: its precision, ``"fp32"`` or ``"bf16"``.
         run_id: the stored final run.
         epochs: the final run's epoch budget.
         best_epoch: the epoch whose weights were kept.
@@ -258,6 +257,10 @@ class CompeteResult:
         seconds_per_epoch: the final run's mean epoch time.
         probe_seconds_per_epoch: the epoch time that the chosen recipe's probe measured,
             from which ``epochs`` was sized.
+        precision: its precision, ``"fp32"`` or ``"bf16"``.
+        reused: True when the final run was stored by an earlier call with the same name
+            and seed; ``seconds`` and ``budget_seconds`` are then this call's, while
+            ``epochs`` and ``final_seconds`` are the stored run's.
     """
 
     study: str
@@ -277,6 +280,7 @@ class CompeteResult:
     seconds_per_epoch: float = 0.0
     probe_seconds_per_epoch: float = 0.0
     precision: str = "fp32"
+    reused: bool = False
 
     @property
     def over_budget(self) -> bool:
@@ -463,6 +467,7 @@ def compete(
         seconds_per_epoch=seconds_per_epoch,
         probe_seconds_per_epoch=best.seconds_per_epoch,
         precision=config.precision,
+        reused=stored is not None,
     )
 
 

@@ -1,9 +1,9 @@
 """Training steps and evaluation in float32 against bfloat16 mixed precision.
 
-For three networks that reglab builds (the two clothing candidates of ``reglab compete`` and
-a wide MLP), on 28x28 images: ten training steps (forward, cross-entropy, backward, SGD with
-momentum) on minibatches of 128, and one evaluation pass over 4,096 images, each in float32
-and inside :func:`reglab.training.precision.autocast` with ``"bf16"``. The script also
+The networks are the two clothing candidates of ``reglab compete`` and a wide MLP, on 28x28
+images. For each, the script times ten training steps (forward, cross-entropy, backward, SGD
+with momentum) on minibatches of 128 and one evaluation pass over 4,096 images. Each runs in
+float32 and inside :func:`reglab.training.precision.autocast` with ``"bf16"``. The script also
 reports :func:`reglab.training.precision.bf16_is_fast`, which decides whether
 ``reglab compete`` uses bfloat16 on this machine.
 

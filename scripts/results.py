@@ -287,8 +287,8 @@ def _mc_remarks(rows: list[dict[str, str]], scaled: float) -> list[str]:
 # The accuracy targets: a label, the studies whose strategies compete for the pick, the target.
 TARGETS = [
     # The refit study trains the recipe that mlp-wide-fashion-mnist picked on validation once
-    # more, then refits it on training plus validation data; its selection runs score about
-    # the same on validation, so the row takes that study's pick as the final recipe.
+    # more, then refits it on training plus validation data. Its selection runs score about the
+    # same on validation, so the row takes that study's pick as the final recipe.
     ("Fashion-MNIST, MLP, best regularization, refitted", ["mlp-refit-fashion-mnist"], 0.905),
     ("Fashion-MNIST, small CNN, `reglab compete --budget 30m`", ["compete-fashion-mnist"], 0.935),
     ("mnist-5k, MLP, best regularization", ["mlp-mnist-5k", "ladder-mnist-5k"], 0.965),

@@ -293,7 +293,7 @@ def test_batched_seconds_are_marked_as_shares(tmp_path):
     assert "equal share of the batch's time" in " ".join(html.split())
 
 
-def test_compare_ctrl_c_says_how_to_resume_on_stderr(tmp_path, monkeypatch):
+def test_compare_ctrl_c_message_on_stderr(tmp_path, monkeypatch):
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 

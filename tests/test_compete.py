@@ -294,7 +294,7 @@ def test_user_images_get_recipes_without_default_augmentation():
     assert not recipes[0].config("npz:images.npz", 0, 5).regularization.augment
 
 
-def test_default_name_of_a_user_data_set_is_a_valid_study_name(tmp_path, monkeypatch):
+def test_user_data_default_name_is_valid(tmp_path, monkeypatch):
     images = tmp_path / "img16.npz"
     generator = np.random.default_rng(0)
     np.savez(images, x=generator.random((200, 1, 16, 16), dtype=np.float32), y=np.arange(200) % 4)

@@ -132,7 +132,7 @@ def test_cnn_blocks_with_two_convolutions_pool_once():
     assert model(torch.zeros(2, 1, 8, 8)).shape == (2, 10)
 
 
-def test_dropconnect_of_a_block_masks_each_of_its_convolutions():
+def test_block_dropconnect_masks_every_convolution():
     model = build_model("cnn:4,8:convs=2", (1, 8, 8), 10, dropconnect_p=[0.2, 0.0, 0.0])
 
     convs = [m for m in model if isinstance(m, nn.Conv2d)]

@@ -47,7 +47,7 @@ def test_autocast_runs_products_in_bfloat16_only_for_bf16():
             pass
 
 
-def test_fit_in_bf16_computes_forward_passes_in_bfloat16_and_keeps_float32_weights(digits_split, monkeypatch):
+def test_bf16_fit_forward_dtypes(digits_split, monkeypatch):
     seen = set()
     original = nn.Conv2d.forward
 
@@ -60,7 +60,7 @@ def test_fit_in_bf16_computes_forward_passes_in_bfloat16_and_keeps_float32_weigh
 
     result = fit(digits_config(precision="bf16"), digits_split)
 
-    # Every training pass ran its convolutions in bfloat16, and so did the evaluations; the
+    # Every training pass ran its convolutions in bfloat16, and so did the evaluations. The
     # float32 passes in eval mode are the model checks (trial batch, determinism, statistics).
     assert {dtype for training, dtype in seen if training} == {torch.bfloat16}
     assert (False, torch.bfloat16) in seen

@@ -64,7 +64,7 @@ def test_init_keeps_an_existing_file(tmp_path):
     assert runner.invoke(app, ["init", str(path), "--force"]).exit_code == 0
 
 
-def test_init_rejects_a_folder_or_a_path_below_a_file(tmp_path):
+def test_init_rejects_folder_paths(tmp_path):
     blocker = write(tmp_path, "name: mine\n", name="afile")
 
     into_folder = runner.invoke(app, ["init", str(tmp_path), "--force"])

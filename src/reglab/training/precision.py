@@ -12,7 +12,7 @@ recommends.
 bfloat16 keeps float32's exponent range, so no loss scaling is needed. It pays only where
 the hardware computes it natively: on CPUs with AMX or AVX-512 BF16 (Intel Sapphire Rapids
 and later, AMD Zen 4 and later) and on GPUs of compute capability 8.0 or higher.
-Elsewhere the products are emulated and slower than float32; :func:`bf16_is_fast` tells
+Elsewhere the products are emulated and slower than float32; :func:`bf16_is_fast` returns
 which case holds.
 """
 
